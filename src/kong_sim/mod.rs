@@ -1,0 +1,1 @@
+//! Kong Admin API simulator (placeholder).

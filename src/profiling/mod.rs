@@ -1,0 +1,3 @@
+//! In-process CPU and heap profiling (placeholder).
+
+pub mod alloc;
