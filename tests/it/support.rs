@@ -1,0 +1,342 @@
+//! Test harness: spawn the real binary, find its port from its `listening on` line, talk HTTP,
+//! and give each test its own temporary directory. Failures print the command and its output.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_auth-service");
+
+/// A running child process of the binary; killed on drop unless it already exited.
+pub struct Proc {
+    pub url: String,
+    child: Child,
+    description: String,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    /// Starts `auth-service ARGS` with `envs` (on top of a clean, quiet environment) and waits
+    /// for the line containing `listening on http://`.
+    pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Proc {
+        Proc::start_in(None, args, envs)
+    }
+
+    pub fn start_in(dir: Option<&Path>, args: &[&str], envs: &[(&str, &str)]) -> Proc {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env_remove("KONG_ADMIN_URL")
+            .env("LOG_LEVEL", "warn")
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
+        let description = format!("{BIN} {} (env {envs:?})", args.join(" "));
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {description}: {err}"));
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (url_tx, url_rx) = mpsc::channel();
+        let out_pipe = child.stdout.take().expect("stdout piped");
+        let out_buf = Arc::clone(&stdout);
+        thread::spawn(move || {
+            for line in BufReader::new(out_pipe).lines() {
+                let Ok(line) = line else { break };
+                if let Some(at) = line.find("listening on http://") {
+                    let url = line[at + "listening on ".len()..].trim().to_owned();
+                    let _ = url_tx.send(url);
+                }
+                let mut buf = out_buf.lock().unwrap();
+                buf.push_str(&line);
+                buf.push('\n');
+            }
+        });
+        let err_pipe = child.stderr.take().expect("stderr piped");
+        let err_buf = Arc::clone(&stderr);
+        thread::spawn(move || {
+            let mut reader = BufReader::new(err_pipe);
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                err_buf
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        });
+        let mut proc = Proc {
+            url: String::new(),
+            child,
+            description,
+            stdout,
+            stderr,
+        };
+        match url_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(url) => proc.url = url,
+            Err(_) => {
+                let status = proc.child.try_wait().ok().flatten();
+                let _ = proc.child.kill();
+                thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "{} did not print a listening line (status {status:?})\n--- stdout\n{}\n--- stderr\n{}",
+                    proc.description,
+                    proc.stdout(),
+                    proc.stderr()
+                );
+            }
+        }
+        proc
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+    }
+
+    /// Sends SIGTERM and waits (up to 30 s) for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        self.wait(Duration::from_secs(30))
+    }
+
+    pub fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // Let the pipe readers catch the last lines.
+                thread::sleep(Duration::from_millis(50));
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "{} did not exit in {limit:?}\n--- stdout\n{}\n--- stderr\n{}",
+                    self.description,
+                    self.stdout(),
+                    self.stderr()
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything the process printed, for assertion messages.
+    pub fn output(&self) -> String {
+        format!(
+            "{}\n--- stdout\n{}\n--- stderr\n{}",
+            self.description,
+            self.stdout(),
+            self.stderr()
+        )
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Output of a finished command-line run.
+pub struct Run {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.status.code().unwrap_or(-1)
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.status.code(),
+            self.stdout,
+            self.stderr
+        )
+    }
+}
+
+/// Runs `auth-service ARGS` to completion (no stdin) in `dir` when given.
+pub fn run(dir: Option<&Path>, args: &[&str], envs: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("KONG_ADMIN_URL")
+        .env("LOG_LEVEL", "warn")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null());
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    let output = command
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run {BIN} {args:?}: {err}"));
+    Run {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A plain HTTP response as a test sees it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|err| panic!("body is not JSON ({err}): {:?}", self.body))
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .allow_non_standard_methods(true)
+        .build()
+        .into()
+}
+
+/// Sends one request; `headers` as name/value pairs. Panics only on transport errors.
+pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
+    thread_local! {
+        static AGENT: ureq::Agent = agent();
+    }
+    AGENT.with(|agent| {
+        let mut builder = ureq::http::Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let request = builder
+            .body(body.unwrap_or("").to_owned())
+            .expect("valid request");
+        let mut response = agent
+            .run(request)
+            .unwrap_or_else(|err| panic!("{method} {url} failed: {err}"));
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    value.to_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_string()
+            .unwrap_or_default();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    })
+}
+
+pub fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
+    request("GET", url, headers, None)
+}
+
+/// A fresh directory for one test, under the target directory; removed on drop.
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let root = Path::new(BIN)
+            .parent()
+            .and_then(Path::parent)
+            .map(|p| p.join("it-tmp"))
+            .unwrap_or_else(std::env::temp_dir);
+        let path = root.join(format!("{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir { path }
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics after `limit` with `what`.
+pub fn eventually<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
