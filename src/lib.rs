@@ -2,9 +2,18 @@
 //!
 //! (The full codemap is written once the modules below exist.)
 
+pub mod app;
 pub mod cmd;
+pub mod config;
+pub mod handlers;
 pub mod http;
 pub mod ids;
+pub mod jwt;
+pub mod kong;
 pub mod kong_sim;
+pub mod logging;
+pub mod metrics;
+pub mod process;
 pub mod profiling;
+pub mod server;
 pub mod timefmt;

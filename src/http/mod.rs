@@ -7,6 +7,7 @@
 pub mod problem;
 pub mod request;
 pub mod response;
+pub mod router;
 
 pub use request::{Method, Request};
 pub use response::{Body, Response};

@@ -1,0 +1,165 @@
+//! `/health`, `/health/ready` and `/health/live`.
+//!
+//! Readiness and `/health` reuse the Kong probe for `HEALTH_KONG_CACHE_MS`, so a scraper storm
+//! costs Kong one request per interval. Liveness touches nothing shared.
+
+use serde_json::{Value, json};
+
+use crate::app::App;
+use crate::http::{Body, Request, Response};
+use crate::kong::breaker::BreakerState;
+use crate::timefmt;
+
+/// `GET /health/live`: 200 while the process serves. A constant body, no allocation.
+pub fn live() -> Response {
+    Response::new(200)
+        .with_header("Content-Type", crate::http::response::JSON)
+        .with_header("Cache-Control", "no-store")
+        .with_body(Body::Static(br#"{"status":"alive"}"#))
+}
+
+/// `GET /health/ready`: 503 while draining or when Kong is unreachable.
+pub fn ready(app: &App, _request: &Request<'_>) -> Response {
+    if app.is_draining() {
+        return Response::json(
+            503,
+            &json!({"status": "not_ready", "reason": "shutting down"}),
+        );
+    }
+    match app.store.health().result {
+        Ok(_) => Response::json(200, &json!({"status": "ready"})),
+        Err(err) => Response::json(
+            503,
+            &json!({"status": "not_ready", "reason": format!("kong unreachable: {err}")}),
+        ),
+    }
+}
+
+/// `GET /health`: dependency health; 503 `unhealthy` only while draining.
+pub fn health(app: &App, request: &Request<'_>) -> Response {
+    let probe = app.store.health();
+    let breaker = app.store.breaker_state();
+    let kong_ok = probe.result.is_ok();
+    let status = if app.is_draining() {
+        "unhealthy"
+    } else if kong_ok && breaker == BreakerState::Closed {
+        "healthy"
+    } else {
+        "degraded"
+    };
+    let mut details = json!({
+        "adminUrl": redact_userinfo(app.store.client().admin_url()),
+        "mode": app.store.client().mode().as_str(),
+    });
+    if let Err(err) = &probe.result {
+        details["error"] = Value::from(err.as_str());
+    }
+    let (entries, stale) = app.store.cache_counts();
+    let hits = app
+        .metrics
+        .cache_hits
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let misses = app
+        .metrics
+        .cache_misses
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let hit_rate = if hits + misses == 0 {
+        0.0
+    } else {
+        hits as f64 / (hits + misses) as f64
+    };
+    let uptime = app.started.elapsed().as_secs();
+    let body = json!({
+        "status": status,
+        "timestamp": timefmt::now_iso8601(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "environment": app.config.environment,
+        "uptime": human_uptime(uptime),
+        "uptimeSeconds": uptime,
+        "dependencies": {
+            "kong": {
+                "status": if kong_ok { "healthy" } else { "unhealthy" },
+                "responseTime": probe.result.as_ref().map(|d| d.as_secs_f64() * 1000.0).ok(),
+                "details": details,
+            },
+            "cache": { "entries": entries, "staleEntries": stale, "hitRate": hit_rate },
+        },
+        "circuitBreakerState": breaker.as_str(),
+        "slaMonitor": sla_section(app),
+        "profiling": { "active": false, "activeSession": null, "lastSession": null },
+        "requestId": request.request_id,
+    });
+    Response::json(if app.is_draining() { 503 } else { 200 }, &body)
+        .with_header("Cache-Control", "no-store")
+}
+
+fn sla_section(app: &App) -> Value {
+    let sla = &app.config.sla;
+    let endpoints: serde_json::Map<String, Value> = sla
+        .thresholds
+        .iter()
+        .map(|threshold| {
+            (
+                threshold.route.clone(),
+                json!({
+                    "samples": 0, "p95Ms": null, "p99Ms": null,
+                    "thresholdP95Ms": threshold.p95_ms, "thresholdP99Ms": threshold.p99_ms,
+                    "violating": false, "lastTrigger": null,
+                }),
+            )
+        })
+        .collect();
+    json!({
+        "enabled": sla.continuous_profiling,
+        "autoTrigger": sla.auto_trigger,
+        "throttleMinutes": sla.throttle.as_secs_f64() / 60.0,
+        "bufferSize": sla.buffer_size,
+        "endpoints": endpoints,
+        "activeSession": null,
+        "lastBlockedReason": null,
+        "storage": { "usedBytes": 0, "quotaBytes": sla.max_storage_bytes },
+        "overhead": null,
+    })
+}
+
+fn human_uptime(seconds: u64) -> String {
+    let (days, hours, minutes, secs) = (
+        seconds / 86_400,
+        seconds / 3600 % 24,
+        seconds / 60 % 60,
+        seconds % 60,
+    );
+    match (days, hours, minutes) {
+        (0, 0, 0) => format!("{secs}s"),
+        (0, 0, _) => format!("{minutes}m {secs}s"),
+        (0, _, _) => format!("{hours}h {minutes}m {secs}s"),
+        _ => format!("{days}d {hours}h {minutes}m {secs}s"),
+    }
+}
+
+/// `https://user:pass@host` → `https://host`: the admin URL is shown, its credentials are not.
+fn redact_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn userinfo_is_removed() {
+        assert_eq!(
+            redact_userinfo("https://u:p@kong:8001/x"),
+            "https://kong:8001/x"
+        );
+        assert_eq!(redact_userinfo("http://kong:8001"), "http://kong:8001");
+        assert_eq!(human_uptime(3725), "1h 2m 5s");
+    }
+}

@@ -1,0 +1,234 @@
+//! `GET /`: the OpenAPI 3.1 description of every route, as JSON or (when `Accept` asks) YAML,
+//! with an `ETag` so clients can revalidate with `If-None-Match`.
+//!
+//! The document is built once, on first use, and never changes while the process runs.
+
+use std::fmt::Write as _;
+use std::sync::LazyLock;
+
+use serde_json::{Value, json};
+
+use crate::http::{Body, Request, Response};
+
+struct Rendered {
+    json: Vec<u8>,
+    yaml: Vec<u8>,
+    etag: String,
+}
+
+static DOCUMENT: LazyLock<Rendered> = LazyLock::new(|| {
+    let document = build();
+    let json = serde_json::to_vec_pretty(&document).unwrap_or_default();
+    let mut yaml = String::new();
+    write_yaml(&mut yaml, &document, 0);
+    Rendered {
+        etag: format!("\"{:016x}\"", fnv1a(&json)),
+        json,
+        yaml: yaml.into_bytes(),
+    }
+});
+
+pub fn document(request: &Request<'_>) -> Response {
+    let rendered = &*DOCUMENT;
+    let matches = request.header("if-none-match").is_some_and(|tags| {
+        tags.split(',')
+            .any(|tag| tag.trim() == rendered.etag || tag.trim() == "*")
+    });
+    if matches {
+        return Response::new(304).with_header("ETag", rendered.etag.clone());
+    }
+    let wants_yaml = request
+        .header("accept")
+        .is_some_and(|accept| accept.contains("yaml"));
+    let (content_type, body) = if wants_yaml {
+        ("application/yaml", &rendered.yaml)
+    } else {
+        ("application/json", &rendered.json)
+    };
+    Response::new(200)
+        .with_header("Content-Type", content_type)
+        .with_header("ETag", rendered.etag.clone())
+        .with_header("Cache-Control", "no-cache")
+        .with_body(Body::Bytes(body.clone()))
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn problem(description: &str) -> Value {
+    json!({"description": description, "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
+}
+
+fn consumer_headers() -> Value {
+    json!([
+        {"name": "X-Consumer-ID", "in": "header", "required": true, "schema": {"type": "string", "maxLength": 256}, "description": "Kong consumer id, set by Kong"},
+        {"name": "X-Consumer-Username", "in": "header", "required": true, "schema": {"type": "string", "maxLength": 256}},
+        {"name": "X-Anonymous-Consumer", "in": "header", "required": false, "schema": {"type": "string"}, "description": "`true` is refused (AUTH_009)"},
+    ])
+}
+
+fn build() -> Value {
+    let token_op = |summary: &str| {
+        json!({
+            "summary": summary,
+            "tags": ["tokens"],
+            "parameters": consumer_headers(),
+            "responses": {
+                "200": {"description": "a signed HS256 JWT", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TokenResponse"}}}},
+                "400": problem("AUTH_007 header too long"),
+                "401": problem("AUTH_001 missing consumer headers, AUTH_002 consumer not found, AUTH_009 anonymous consumer"),
+                "500": problem("AUTH_003 signing failed, AUTH_008 internal error"),
+                "503": problem("AUTH_004 Kong unavailable, AUTH_005 circuit breaker open (with Retry-After)"),
+            }
+        })
+    };
+    let mut validate_params = consumer_headers();
+    if let Value::Array(params) = &mut validate_params {
+        params.insert(0, json!({"name": "Authorization", "in": "header", "required": true, "schema": {"type": "string"}, "description": "Bearer <token>"}));
+    }
+    let validate_op = |summary: &str| {
+        json!({
+            "summary": summary,
+            "tags": ["tokens"],
+            "parameters": validate_params,
+            "responses": {
+                "200": {"description": "the token is valid", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ValidationResponse"}}}},
+                "400": problem("AUTH_011 invalid token, AUTH_012 missing authorization"),
+                "401": problem("AUTH_001, AUTH_002, AUTH_009, AUTH_010 token expired"),
+                "503": problem("AUTH_004, AUTH_005"),
+            }
+        })
+    };
+    let json_ok = |summary: &str, tag: &str| json!({"summary": summary, "tags": [tag], "responses": {"200": {"description": "OK", "content": {"application/json": {}}}}});
+    let debug_op = |summary: &str| json!({"summary": summary, "tags": ["profiling"], "description": "Only outside production (APP_ENV) and with PROFILING_ENABLED not false; 404 otherwise.", "responses": {"200": {"description": "OK"}, "400": problem("bad parameters"), "404": problem("debug routes disabled"), "409": problem("a session is already running")}});
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "auth-service",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Issues and validates short-lived HS256 JWTs for Kong consumers; profiles itself.",
+        },
+        "paths": {
+            "/tokens": {"get": token_op("Issue a token for the Kong consumer"), "post": token_op("Issue a token for the Kong consumer")},
+            "/tokens/validate": {"get": validate_op("Validate a token for the Kong consumer"), "post": validate_op("Validate a token for the Kong consumer")},
+            "/health": {"get": {"summary": "Dependency health with slaMonitor and profiling sections", "tags": ["operations"], "responses": {"200": {"description": "healthy or degraded"}, "503": {"description": "unhealthy (draining)"}}}},
+            "/health/ready": {"get": {"summary": "Readiness", "tags": ["operations"], "responses": {"200": {"description": "ready"}, "503": {"description": "Kong unreachable or draining"}}}},
+            "/health/live": {"get": json_ok("Liveness", "operations")},
+            "/metrics": {"get": {"summary": "Prometheus text (Accept: text/plain or ?format=prometheus) or JSON views", "tags": ["operations"],
+                "parameters": [
+                    {"name": "format", "in": "query", "schema": {"enum": ["prometheus", "json"]}},
+                    {"name": "view", "in": "query", "schema": {"enum": ["operational", "infrastructure", "config", "full"]}},
+                ],
+                "responses": {"200": {"description": "metrics"}, "400": problem("AUTH_007 unknown view or format")}}},
+            "/": {"get": {"summary": "This document (JSON, or YAML when Accept asks for yaml)", "tags": ["operations"], "responses": {"200": {"description": "OpenAPI 3.1"}, "304": {"description": "not modified (If-None-Match)"}}}},
+            "/debug/profiling/start": {"post": debug_op("Start a profiling session (?type=cpu|heap|both&seconds=N)")},
+            "/debug/profiling/stop": {"post": debug_op("Stop the session and write its artifacts")},
+            "/debug/profiling/status": {"get": debug_op("Profiler status")},
+            "/debug/profiling/reports": {"get": debug_op("List written artifacts")},
+            "/debug/profiling/report": {"get": debug_op("Download one artifact (?file=NAME)")},
+            "/debug/profiling/cleanup": {"delete": debug_op("Delete artifacts and session history"), "post": debug_op("Delete artifacts and session history")},
+            "/debug/pprof/": {"get": debug_op("Index of pprof endpoints")},
+            "/debug/pprof/profile": {"get": debug_op("CPU profile for ?seconds=N (gzipped pprof)")},
+            "/debug/pprof/heap": {"get": debug_op("Sampled heap (gzipped pprof)")},
+            "/debug/pprof/allocs": {"get": debug_op("Sampled allocations (gzipped pprof)")},
+        },
+        "components": {
+            "schemas": {
+                "TokenResponse": {"type": "object", "required": ["access_token", "expires_in", "token_type"], "properties": {
+                    "access_token": {"type": "string"}, "expires_in": {"type": "integer"}, "token_type": {"const": "Bearer"}}},
+                "ValidationResponse": {"type": "object", "properties": {
+                    "valid": {"type": "boolean"}, "tokenId": {"type": "string"}, "subject": {"type": "string"},
+                    "issuer": {"type": "string"}, "audience": {"type": ["string", "array"]},
+                    "issuedAt": {"type": "string", "format": "date-time"}, "expiresAt": {"type": "string", "format": "date-time"},
+                    "expiresIn": {"type": "integer"}}},
+                "Problem": {"type": "object", "required": ["type", "title", "status", "detail", "instance", "requestId", "timestamp"], "properties": {
+                    "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                    "detail": {"type": "string"}, "instance": {"type": "string"}, "code": {"type": "string", "pattern": "^AUTH_0[0-9]{2}$"},
+                    "requestId": {"type": "string"}, "timestamp": {"type": "string", "format": "date-time"}, "extensions": {"type": "object"}}},
+            }
+        }
+    })
+}
+
+/// A YAML rendering of a JSON value: block style, every string double-quoted (JSON string
+/// escapes are valid YAML), so no scalar can be misread.
+fn write_yaml(out: &mut String, value: &Value, indent: usize) {
+    let pad = " ".repeat(indent);
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (key, child) in map {
+                let key = serde_json::to_string(key).unwrap_or_default();
+                match child {
+                    Value::Object(inner) if !inner.is_empty() => {
+                        let _ = writeln!(out, "{pad}{key}:");
+                        write_yaml(out, child, indent + 2);
+                    }
+                    Value::Array(items) if !items.is_empty() => {
+                        let _ = writeln!(out, "{pad}{key}:");
+                        write_yaml(out, child, indent + 2);
+                    }
+                    scalar => {
+                        let _ = writeln!(out, "{pad}{key}: {}", inline(scalar));
+                    }
+                }
+            }
+        }
+        Value::Array(items) if !items.is_empty() => {
+            for item in items {
+                match item {
+                    Value::Object(inner) if !inner.is_empty() => {
+                        let mut nested = String::new();
+                        write_yaml(&mut nested, item, indent + 2);
+                        let trimmed = nested.trim_start();
+                        let _ = write!(out, "{pad}- {trimmed}");
+                    }
+                    Value::Array(inner) if !inner.is_empty() => {
+                        let _ = writeln!(out, "{pad}-");
+                        write_yaml(out, item, indent + 2);
+                    }
+                    scalar => {
+                        let _ = writeln!(out, "{pad}- {}", inline(scalar));
+                    }
+                }
+            }
+        }
+        scalar => {
+            let _ = writeln!(out, "{pad}{}", inline(scalar));
+        }
+    }
+}
+
+fn inline(value: &Value) -> String {
+    match value {
+        Value::Object(_) => "{}".to_owned(),
+        Value::Array(_) => "[]".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_lists_every_route_and_yaml_renders() {
+        let document = build();
+        for path in [
+            "/tokens",
+            "/tokens/validate",
+            "/health",
+            "/health/ready",
+            "/health/live",
+            "/metrics",
+            "/",
+        ] {
+            assert!(document["paths"].get(path).is_some(), "{path}");
+        }
+        let mut yaml = String::new();
+        write_yaml(&mut yaml, &json!({"a": [{"b": 1, "c": "x"}], "d": {}}), 0);
+        assert_eq!(yaml, "\"a\":\n  - \"b\": 1\n    \"c\": \"x\"\n\"d\": {}\n");
+    }
+}

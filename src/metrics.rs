@@ -1,0 +1,585 @@
+//! Counters and histograms of the request path, as fixed arrays of relaxed atomics.
+//!
+//! Owns the metric names of SPEC 4 and the Prometheus text rendering of what it stores. Label
+//! sets are closed enums (routes, methods, a status table, Kong operations), so recording is an
+//! index and one `fetch_add`: no lock, no allocation, no map lookup per request. Consumer ids
+//! never become labels. Gauges that belong to other components (cache size, breaker state,
+//! SLA and profiler figures) are passed in at render time.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::http::Method;
+
+/// The routes we label requests with; `Unmatched` covers 404s so scanners cannot blow up the
+/// label set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteLabel {
+    Tokens,
+    TokensValidate,
+    Health,
+    HealthReady,
+    HealthLive,
+    Metrics,
+    OpenApi,
+    Debug,
+    Unmatched,
+}
+
+impl RouteLabel {
+    pub const ALL: [RouteLabel; 9] = [
+        RouteLabel::Tokens,
+        RouteLabel::TokensValidate,
+        RouteLabel::Health,
+        RouteLabel::HealthReady,
+        RouteLabel::HealthLive,
+        RouteLabel::Metrics,
+        RouteLabel::OpenApi,
+        RouteLabel::Debug,
+        RouteLabel::Unmatched,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteLabel::Tokens => "/tokens",
+            RouteLabel::TokensValidate => "/tokens/validate",
+            RouteLabel::Health => "/health",
+            RouteLabel::HealthReady => "/health/ready",
+            RouteLabel::HealthLive => "/health/live",
+            RouteLabel::Metrics => "/metrics",
+            RouteLabel::OpenApi => "/",
+            RouteLabel::Debug => "/debug",
+            RouteLabel::Unmatched => "unmatched",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+const METHODS: [Method; 8] = [
+    Method::Get,
+    Method::Head,
+    Method::Post,
+    Method::Put,
+    Method::Patch,
+    Method::Delete,
+    Method::Options,
+    Method::Other,
+];
+
+/// Statuses with their own counter; anything else is counted under its class (`2xx` …).
+const STATUSES: [u16; 17] = [
+    200, 201, 204, 304, 400, 401, 403, 404, 405, 409, 413, 429, 431, 500, 502, 503, 504,
+];
+const STATUS_SLOTS: usize = STATUSES.len() + 5;
+
+fn status_slot(status: u16) -> usize {
+    match STATUSES.iter().position(|known| *known == status) {
+        Some(index) => index,
+        None => STATUSES.len() + usize::from((status / 100).clamp(1, 5) - 1),
+    }
+}
+
+fn status_label(slot: usize) -> String {
+    match STATUSES.get(slot) {
+        Some(status) => status.to_string(),
+        None => format!("{}xx", slot - STATUSES.len() + 1),
+    }
+}
+
+/// Histogram bucket upper bounds in seconds (Prometheus' defaults, plus sub-millisecond).
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    const fn new() -> Histogram {
+        Histogram {
+            buckets: [const { AtomicU64::new(0) }; BUCKETS.len()],
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        // Only the first bucket that fits is bumped; rendering accumulates, which keeps the
+        // hot path at three atomic adds whatever the latency.
+        if let Some(index) = BUCKETS.iter().position(|bound| seconds <= *bound) {
+            self.buckets[index].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        let separator = if labels.is_empty() { "" } else { "," };
+        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{separator}le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{separator}le=\"+Inf\"}} {count}"
+        );
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let braces = |s: &str| {
+            if s.is_empty() {
+                String::new()
+            } else {
+                format!("{{{s}}}")
+            }
+        };
+        let _ = writeln!(out, "{name}_sum{} {sum}", braces(labels));
+        let _ = writeln!(out, "{name}_count{} {count}", braces(labels));
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub fn mean(&self) -> Duration {
+        let count = self.count();
+        if count == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_micros(self.sum_micros.load(Ordering::Relaxed) / count)
+    }
+}
+
+/// What we asked Kong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KongOperation {
+    GetCredentials,
+    CreateCredential,
+    HealthCheck,
+}
+
+impl KongOperation {
+    const ALL: [KongOperation; 3] = [
+        KongOperation::GetCredentials,
+        KongOperation::CreateCredential,
+        KongOperation::HealthCheck,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            KongOperation::GetCredentials => "get_credentials",
+            KongOperation::CreateCredential => "create_credential",
+            KongOperation::HealthCheck => "health_check",
+        }
+    }
+}
+
+/// How a Kong call ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KongResult {
+    Success,
+    NotFound,
+    Conflict,
+    Failure,
+}
+
+impl KongResult {
+    const ALL: [KongResult; 4] = [
+        KongResult::Success,
+        KongResult::NotFound,
+        KongResult::Conflict,
+        KongResult::Failure,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            KongResult::Success => "success",
+            KongResult::NotFound => "not_found",
+            KongResult::Conflict => "conflict",
+            KongResult::Failure => "failure",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValidationResult {
+    Valid,
+    Expired,
+    Invalid,
+    Rejected,
+}
+
+impl ValidationResult {
+    const ALL: [ValidationResult; 4] = [
+        ValidationResult::Valid,
+        ValidationResult::Expired,
+        ValidationResult::Invalid,
+        ValidationResult::Rejected,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            ValidationResult::Valid => "valid",
+            ValidationResult::Expired => "expired",
+            ValidationResult::Invalid => "invalid",
+            ValidationResult::Rejected => "rejected",
+        }
+    }
+}
+
+const ROUTES: usize = RouteLabel::ALL.len();
+
+pub struct Metrics {
+    requests: [[[AtomicU64; STATUS_SLOTS]; METHODS.len()]; ROUTES],
+    durations: [Histogram; ROUTES],
+    kong_operations: [[AtomicU64; KongResult::ALL.len()]; KongOperation::ALL.len()],
+    kong_durations: [Histogram; KongOperation::ALL.len()],
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
+    pub cache_stale_served: AtomicU64,
+    pub tokens_issued: AtomicU64,
+    validations: [AtomicU64; ValidationResult::ALL.len()],
+    pub panics: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            requests: [const { [const { [const { AtomicU64::new(0) }; STATUS_SLOTS] }; METHODS.len()] };
+                ROUTES],
+            durations: [const { Histogram::new() }; ROUTES],
+            kong_operations: [const { [const { AtomicU64::new(0) }; KongResult::ALL.len()] };
+                KongOperation::ALL.len()],
+            kong_durations: [const { Histogram::new() }; KongOperation::ALL.len()],
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
+            cache_stale_served: AtomicU64::new(0),
+            tokens_issued: AtomicU64::new(0),
+            validations: [const { AtomicU64::new(0) }; ValidationResult::ALL.len()],
+            panics: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Figures owned elsewhere, sampled when `/metrics` is rendered.
+#[derive(Default)]
+pub struct Gauges {
+    pub cache_entries: usize,
+    /// 0 closed, 1 open, 2 half-open.
+    pub breaker_state: u8,
+    pub resident_bytes: u64,
+    pub cpu_seconds: f64,
+    pub heap_live_bytes: u64,
+    pub heap_peak_bytes: u64,
+    pub profiling_active: bool,
+    pub profiling_storage_bytes: u64,
+    /// `(trigger, count)` rows of `profiling_sessions_total`.
+    pub profiling_sessions: Vec<(&'static str, u64)>,
+    /// Extra exposition text from the SLA monitor (already in Prometheus format).
+    pub extra: String,
+}
+
+impl Metrics {
+    pub fn record_request(
+        &self,
+        route: RouteLabel,
+        method: Method,
+        status: u16,
+        elapsed: Duration,
+    ) {
+        let method_index = METHODS
+            .iter()
+            .position(|m| *m == method)
+            .unwrap_or(METHODS.len() - 1);
+        self.requests[route.index()][method_index][status_slot(status)]
+            .fetch_add(1, Ordering::Relaxed);
+        self.durations[route.index()].observe(elapsed);
+    }
+
+    pub fn record_kong(&self, operation: KongOperation, result: KongResult, elapsed: Duration) {
+        self.kong_operations[operation as usize][result as usize].fetch_add(1, Ordering::Relaxed);
+        self.kong_durations[operation as usize].observe(elapsed);
+    }
+
+    pub fn record_validation(&self, result: ValidationResult) {
+        self.validations[result as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn route_duration(&self, route: RouteLabel) -> &Histogram {
+        &self.durations[route.index()]
+    }
+
+    pub fn kong_count(&self, operation: KongOperation, result: KongResult) -> u64 {
+        self.kong_operations[operation as usize][result as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn kong_duration(&self, operation: KongOperation) -> &Histogram {
+        &self.kong_durations[operation as usize]
+    }
+
+    pub fn requests_total(&self) -> u64 {
+        self.requests
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|counter| counter.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    pub fn validation_count(&self, result: ValidationResult) -> u64 {
+        self.validations[result as usize].load(Ordering::Relaxed)
+    }
+
+    /// Prometheus text exposition format 0.0.4.
+    pub fn render_prometheus(&self, gauges: &Gauges) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        header(
+            &mut out,
+            "http_requests_total",
+            "counter",
+            "HTTP requests by route, method and status.",
+        );
+        for route in RouteLabel::ALL {
+            for (method_index, method) in METHODS.iter().enumerate() {
+                for (slot, counter) in self.requests[route.index()][method_index]
+                    .iter()
+                    .enumerate()
+                {
+                    let value = counter.load(Ordering::Relaxed);
+                    if value > 0 {
+                        let _ = writeln!(
+                            out,
+                            "http_requests_total{{route=\"{}\",method=\"{}\",status=\"{}\"}} {value}",
+                            route.as_str(),
+                            method.as_str(),
+                            status_label(slot)
+                        );
+                    }
+                }
+            }
+        }
+        header(
+            &mut out,
+            "http_request_duration_seconds",
+            "histogram",
+            "Time from a worker taking a request to its response being written.",
+        );
+        for route in RouteLabel::ALL {
+            let labels = format!("route=\"{}\"", route.as_str());
+            self.durations[route.index()].render(
+                &mut out,
+                "http_request_duration_seconds",
+                &labels,
+            );
+        }
+        header(
+            &mut out,
+            "kong_operations_total",
+            "counter",
+            "Kong Admin API calls by operation and result.",
+        );
+        for operation in KongOperation::ALL {
+            for result in KongResult::ALL {
+                let _ = writeln!(
+                    out,
+                    "kong_operations_total{{operation=\"{}\",result=\"{}\"}} {}",
+                    operation.as_str(),
+                    result.as_str(),
+                    self.kong_count(operation, result)
+                );
+            }
+        }
+        header(
+            &mut out,
+            "kong_operation_duration_seconds",
+            "histogram",
+            "Kong Admin API call latency, retries included.",
+        );
+        for operation in KongOperation::ALL {
+            let labels = format!("operation=\"{}\"", operation.as_str());
+            self.kong_durations[operation as usize].render(
+                &mut out,
+                "kong_operation_duration_seconds",
+                &labels,
+            );
+        }
+        counter(
+            &mut out,
+            "kong_cache_hits_total",
+            "Credential lookups answered from fresh cache.",
+            self.cache_hits.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "kong_cache_misses_total",
+            "Credential lookups that needed Kong.",
+            self.cache_misses.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "kong_cache_stale_served_total",
+            "Stale credentials served because Kong failed or the breaker was open.",
+            self.cache_stale_served.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "kong_cache_entries",
+            "Credential cache entries (fresh, stale and negative).",
+            gauges.cache_entries as f64,
+        );
+        gauge(
+            &mut out,
+            "circuit_breaker_state",
+            "Kong circuit breaker: 0 closed, 1 open, 2 half-open.",
+            f64::from(gauges.breaker_state),
+        );
+        counter(
+            &mut out,
+            "jwt_tokens_issued_total",
+            "Tokens issued by /tokens.",
+            self.tokens_issued.load(Ordering::Relaxed),
+        );
+        header(
+            &mut out,
+            "jwt_validations_total",
+            "counter",
+            "Token validations by result.",
+        );
+        for result in ValidationResult::ALL {
+            let _ = writeln!(
+                out,
+                "jwt_validations_total{{result=\"{}\"}} {}",
+                result.as_str(),
+                self.validation_count(result)
+            );
+        }
+        counter(
+            &mut out,
+            "http_handler_panics_total",
+            "Handler panics contained to a 500.",
+            self.panics.load(Ordering::Relaxed),
+        );
+        header(
+            &mut out,
+            "profiling_sessions_total",
+            "counter",
+            "Profiling sessions started, by trigger.",
+        );
+        for (trigger, count) in &gauges.profiling_sessions {
+            let _ = writeln!(
+                out,
+                "profiling_sessions_total{{trigger=\"{trigger}\"}} {count}"
+            );
+        }
+        gauge(
+            &mut out,
+            "profiling_active",
+            "1 while a profiling session runs.",
+            if gauges.profiling_active { 1.0 } else { 0.0 },
+        );
+        gauge(
+            &mut out,
+            "profiling_storage_bytes",
+            "Bytes of automatic profiles on disk.",
+            gauges.profiling_storage_bytes as f64,
+        );
+        out.push_str(&gauges.extra);
+        gauge(
+            &mut out,
+            "process_resident_memory_bytes",
+            "Resident set size.",
+            gauges.resident_bytes as f64,
+        );
+        header(
+            &mut out,
+            "process_cpu_seconds_total",
+            "counter",
+            "User and system CPU time.",
+        );
+        let _ = writeln!(out, "process_cpu_seconds_total {}", gauges.cpu_seconds);
+        gauge(
+            &mut out,
+            "heap_live_bytes",
+            "Bytes currently allocated through the global allocator.",
+            gauges.heap_live_bytes as f64,
+        );
+        gauge(
+            &mut out,
+            "heap_peak_bytes",
+            "Highest heap_live_bytes seen.",
+            gauges.heap_peak_bytes as f64,
+        );
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    header(out, name, "counter", help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: f64) {
+    header(out, name, "gauge", help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_counters_and_histogram_render() {
+        let metrics = Metrics::default();
+        metrics.record_request(
+            RouteLabel::Tokens,
+            Method::Get,
+            200,
+            Duration::from_micros(700),
+        );
+        metrics.record_request(
+            RouteLabel::Tokens,
+            Method::Get,
+            200,
+            Duration::from_millis(30),
+        );
+        metrics.record_request(
+            RouteLabel::Unmatched,
+            Method::Get,
+            418,
+            Duration::from_millis(1),
+        );
+        let text = metrics.render_prometheus(&Gauges::default());
+        assert!(
+            text.contains("http_requests_total{route=\"/tokens\",method=\"GET\",status=\"200\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "http_requests_total{route=\"unmatched\",method=\"GET\",status=\"4xx\"} 1"
+            )
+        );
+        assert!(
+            text.contains("http_request_duration_seconds_bucket{route=\"/tokens\",le=\"0.001\"} 1")
+        );
+        assert!(
+            text.contains("http_request_duration_seconds_bucket{route=\"/tokens\",le=\"0.05\"} 2")
+        );
+        assert!(text.contains("http_request_duration_seconds_count{route=\"/tokens\"} 2"));
+    }
+}

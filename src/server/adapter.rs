@@ -1,0 +1,194 @@
+//! The only file that names tiny_http's request and response types: it turns one
+//! `tiny_http::Request` into our `Request`, runs the router inside `catch_unwind`, and writes our
+//! `Response` back with the headers every response carries (request id, CORS).
+//!
+//! It also enforces the transport limits before routing (413 for a declared body over
+//! `MAX_REQUEST_BODY_SIZE`, 431 for oversized headers), and measures the request for metrics.
+
+use std::borrow::Cow;
+use std::io::Cursor;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+use tiny_http::{Header, StatusCode};
+
+use crate::app::App;
+use crate::http::problem::{ErrorCode, Problem};
+use crate::http::{Body, Method, Request, Response, router};
+use crate::ids;
+use crate::metrics::RouteLabel;
+
+/// A single header value longer than this, or all headers together over `MAX_HEADER_BYTES`,
+/// gets 431.
+const MAX_HEADER_VALUE_BYTES: usize = 8 * 1024;
+const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// What one served request looked like, for the caller's bookkeeping.
+pub struct Served {
+    pub route: RouteLabel,
+    pub method: Method,
+    pub status: u16,
+}
+
+/// Answers one request. `taken_at` is when the worker took it off the queue: latency is
+/// measured from there to the response being written.
+pub fn serve(app: &App, raw: tiny_http::Request, taken_at: Instant) -> Served {
+    let method = Method::parse(raw.method().as_str());
+    let inbound_id = raw
+        .headers()
+        .iter()
+        .find(|header| header.field.equiv("X-Request-Id"))
+        .map(|header| header.value.as_str())
+        .filter(|id| is_acceptable_request_id(id));
+    let generated;
+    let request_id: &str = match inbound_id {
+        Some(id) => id,
+        None => {
+            generated = ids::uuid_v4();
+            generated.as_str()
+        }
+    };
+
+    let declared_body = raw.body_length().unwrap_or(0) as u64;
+    let header_bytes: usize = raw
+        .headers()
+        .iter()
+        .map(|h| h.field.as_str().len() + h.value.len() + 4)
+        .sum();
+    let oversized_header = raw
+        .headers()
+        .iter()
+        .any(|h| h.value.len() > MAX_HEADER_VALUE_BYTES);
+    let headers: Vec<(&str, &str)> = raw
+        .headers()
+        .iter()
+        .map(|header| (header.field.as_str().as_str(), header.value.as_str()))
+        .collect();
+    let request = Request::new(method, raw.url(), headers, request_id);
+
+    let mut close_connection = app.is_draining();
+    let (route, response) = if declared_body > app.config.server.max_body_bytes {
+        // The body is not read: the connection is closed after this answer instead.
+        close_connection = true;
+        let problem = Problem::plain(
+            413,
+            "Payload Too Large",
+            format!(
+                "request body of {declared_body} bytes exceeds MAX_REQUEST_BODY_SIZE ({} bytes)",
+                app.config.server.max_body_bytes
+            ),
+        );
+        (RouteLabel::Unmatched, problem.into_response(&request))
+    } else if oversized_header || header_bytes > MAX_HEADER_BYTES {
+        close_connection = true;
+        let problem = Problem::plain(
+            431,
+            "Request Header Fields Too Large",
+            "request headers exceed the size limit",
+        );
+        (RouteLabel::Unmatched, problem.into_response(&request))
+    } else {
+        match catch_unwind(AssertUnwindSafe(|| router::route(app, &request))) {
+            Ok(routed) => routed,
+            Err(_) => {
+                app.metrics
+                    .panics
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                log::error!(
+                    "handler panicked on {} {} (request {request_id})",
+                    method.as_str(),
+                    request.path
+                );
+                let problem =
+                    Problem::auth(ErrorCode::InternalError, "an unexpected error occurred");
+                (RouteLabel::Unmatched, problem.into_response(&request))
+            }
+        }
+    };
+    let status = response.status;
+    let outgoing = to_tiny(app, response, request_id, close_connection);
+    // Only when debug logging is on do we pay for copies that outlive the borrow of `raw`.
+    let log_context = log::log_enabled!(log::Level::Debug)
+        .then(|| (request.path.to_owned(), request_id.to_owned()));
+    drop(request);
+    if let Err(err) = raw.respond(outgoing) {
+        log::debug!("client went away before the response was written: {err}");
+    }
+    let elapsed = taken_at.elapsed();
+    app.metrics.record_request(route, method, status, elapsed);
+    if let Some((path, request_id)) = log_context {
+        log::debug!(
+            "{} {path} -> {status} in {:.3}ms (request {request_id})",
+            method.as_str(),
+            elapsed.as_secs_f64() * 1000.0
+        );
+    }
+    Served {
+        route,
+        method,
+        status,
+    }
+}
+
+/// SPEC 2: an inbound id is echoed when it is 1-128 characters of `[A-Za-z0-9._-]`.
+fn is_acceptable_request_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn to_tiny(
+    app: &App,
+    response: Response,
+    request_id: &str,
+    close: bool,
+) -> tiny_http::Response<Cursor<Cow<'static, [u8]>>> {
+    let server = &app.config.server;
+    let mut headers = Vec::with_capacity(response.headers.len() + 6);
+    let mut push =
+        |name: &str, value: &str| match Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            Ok(header) => headers.push(header),
+            Err(()) => log::warn!("dropping response header {name}: value is not ASCII"),
+        };
+    for (name, value) in &response.headers {
+        push(name, value);
+    }
+    push("X-Request-Id", request_id);
+    push("Access-Control-Allow-Origin", &server.cors_origin);
+    push("Access-Control-Allow-Headers", &server.cors_allow_headers);
+    push("Access-Control-Allow-Methods", &server.cors_allow_methods);
+    push(
+        "Access-Control-Expose-Headers",
+        "X-Request-Id, Retry-After, ETag",
+    );
+    if close {
+        push("Connection", "close");
+    }
+    let body: Cow<'static, [u8]> = match response.body {
+        Body::Empty => Cow::Borrowed(&[]),
+        Body::Static(bytes) => Cow::Borrowed(bytes),
+        Body::Bytes(bytes) => Cow::Owned(bytes),
+    };
+    let length = body.len();
+    tiny_http::Response::new(
+        StatusCode(response.status),
+        headers,
+        Cursor::new(body),
+        Some(length),
+        None,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_id_rules() {
+        assert!(is_acceptable_request_id("abc-DEF_1.2"));
+        assert!(!is_acceptable_request_id(""));
+        assert!(!is_acceptable_request_id("has space"));
+        assert!(!is_acceptable_request_id(&"x".repeat(129)));
+    }
+}
