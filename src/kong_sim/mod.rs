@@ -497,6 +497,7 @@ fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn embedded_sim_serves_and_shuts_down() {
@@ -505,6 +506,16 @@ mod tests {
         let consumers = sim.consumers();
         assert_eq!(consumers.len(), 11);
         assert_eq!(consumers[0].key, "test-key-001");
+        let address = sim.url().trim_start_matches("http://").to_owned();
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        stream
+            .write_all(b"GET /consumers/test-consumer-001/jwt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        assert!(reply.contains("Server: kong/3.9.1"), "{reply}");
+        assert!(reply.contains("\"key\":\"test-key-001\""), "{reply}");
         sim.shutdown();
     }
 

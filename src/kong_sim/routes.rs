@@ -880,7 +880,9 @@ mod tests {
 
     #[test]
     fn classify_paths() {
-        let cases: [(&str, Option<(Resource, bool, &[Option<&str>])>); 11] = [
+        // (url, expected (resource, konnect prefix, decoded segments))
+        type Expected = Option<(Resource, bool, &'static [Option<&'static str>])>;
+        let cases: [(&str, Expected); 11] = [
             ("/", Some((Resource::Root, false, &[]))),
             ("/consumers/", Some((Resource::Consumers, false, &[]))),
             (
