@@ -221,13 +221,12 @@ impl Issuer {
         }
         match claims.get("nbf") {
             None => {}
-            Some(Value::Number(number)) => {
-                if number.as_f64().is_none_or(|nbf| nbf > now as f64) {
-                    return Err(Rejection::Invalid(
-                        "token is not valid yet (nbf is in the future)",
-                    ));
-                }
+            Some(Value::Number(number)) if number.as_f64().is_none_or(|nbf| nbf > now as f64) => {
+                return Err(Rejection::Invalid(
+                    "token is not valid yet (nbf is in the future)",
+                ));
             }
+            Some(Value::Number(_)) => {}
             Some(_) => return Err(Rejection::Invalid("nbf claim must be a number")),
         }
         match claims.get("iss").and_then(Value::as_str) {

@@ -340,10 +340,11 @@ fn choose_credential(list: Vec<JwtCredential>, consumer_id: &str) -> Option<Cred
             log::warn!("kong returned a credential of another consumer; ignoring it");
             continue;
         }
-        if let (Some(key), Some(secret)) = (entry.key, entry.secret) {
-            if !key.is_empty() && !secret.is_empty() {
-                return Some(Credential { key, secret });
-            }
+        if let (Some(key), Some(secret)) = (entry.key, entry.secret)
+            && !key.is_empty()
+            && !secret.is_empty()
+        {
+            return Some(Credential { key, secret });
         }
     }
     None

@@ -247,8 +247,10 @@ impl KongHealth {
     fn probe(&self, check: impl FnOnce() -> Result<Duration, String>) -> KongProbe {
         let now = Instant::now();
         let previous = lock(&self.last).clone();
-        if let Some((at, result)) = &previous {
-            if now.saturating_duration_since(*at) < self.reuse_for {
+        if let Some((at, result)) = &previous
+            && now.saturating_duration_since(*at) < self.reuse_for
+        {
+            {
                 return KongProbe {
                     result: result.clone(),
                     checked_at: Some(*at),
@@ -256,8 +258,8 @@ impl KongHealth {
             }
         }
         let first_prober = !self.probing.swap(true, Ordering::AcqRel);
-        if !first_prober {
-            if let Some((at, result)) = previous {
+        if !first_prober && let Some((at, result)) = previous {
+            {
                 return KongProbe {
                     result,
                     checked_at: Some(at),

@@ -23,16 +23,9 @@ use crate::metrics::RouteLabel;
 const MAX_HEADER_VALUE_BYTES: usize = 8 * 1024;
 const MAX_HEADER_BYTES: usize = 32 * 1024;
 
-/// What one served request looked like, for the caller's bookkeeping.
-pub struct Served {
-    pub route: RouteLabel,
-    pub method: Method,
-    pub status: u16,
-}
-
 /// Answers one request. `taken_at` is when the worker took it off the queue: latency is
 /// measured from there to the response being written.
-pub fn serve(app: &App, raw: tiny_http::Request, taken_at: Instant) -> Served {
+pub fn serve(app: &App, raw: tiny_http::Request, taken_at: Instant) {
     let method = Method::parse(raw.method().as_str());
     let inbound_id = raw
         .headers()
@@ -122,11 +115,6 @@ pub fn serve(app: &App, raw: tiny_http::Request, taken_at: Instant) -> Served {
             method.as_str(),
             elapsed.as_secs_f64() * 1000.0
         );
-    }
-    Served {
-        route,
-        method,
-        status,
     }
 }
 
