@@ -8,3 +8,4 @@ pub mod ids;
 pub mod kong_sim;
 pub mod profiling;
 pub mod timefmt;
+pub mod tools;
