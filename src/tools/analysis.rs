@@ -34,6 +34,7 @@ pub struct Source {
 #[derive(Debug, Serialize)]
 pub struct CpuSummary {
     pub source: String,
+    pub layout: Option<Layout>,
     pub duration_seconds: Option<f64>,
     pub samples: Option<u64>,
     pub interval_seconds: Option<f64>,
@@ -146,6 +147,7 @@ fn cpu(name: &str, report: &CpuReport) -> (CpuSummary, Vec<Finding>) {
     findings.extend(recommend::latency_findings(name, route.as_deref(), &over));
     let summary = CpuSummary {
         source: name.to_owned(),
+        layout: report.layout,
         duration_seconds: report
             .duration_s
             .or_else(|| meta.number("duration_seconds")),
@@ -228,6 +230,12 @@ pub fn render(analysis: &Analysis) -> String {
         }
         out.push_str(&top_functions_table(cpu));
         out.push_str("\n**CPU by category** (each function counted once):\n\n");
+        if cpu.layout == Some(Layout::Bun) {
+            out.push_str(
+                "This is a Bun/Deno profile: JavaScript function names do not map to this \
+                 service's Rust categories, so they count as uncategorized.\n\n",
+            );
+        }
         out.push_str(&categories_table(cpu));
         out.push('\n');
     }
@@ -424,6 +432,15 @@ fn memory_section(memory: &MemorySummary) -> String {
     out
 }
 
+/// `34.0% CPU`, `120.0 MiB/h`, `153.2 ms`.
+fn measure(value: f64, unit: &str) -> String {
+    if unit.starts_with('%') {
+        format!("{value:.1}{unit}")
+    } else {
+        format!("{value:.1} {unit}")
+    }
+}
+
 fn findings_section(findings: &[Finding]) -> String {
     if findings.is_empty() {
         return "No budget crossed: every CPU category is within its budget (Kong < 15%, JWT \
@@ -448,12 +465,10 @@ fn findings_section(findings: &[Finding]) -> String {
             finding.topic
         ));
         out.push_str(&format!(
-            "*Source:* {} · measured {:.1} {} against a limit of {:.1} {}\n\n",
+            "*Source:* {} · measured {} against a limit of {}\n\n",
             code(&finding.source),
-            finding.measured,
-            finding.unit,
-            finding.limit,
-            finding.unit
+            measure(finding.measured, finding.unit),
+            measure(finding.limit, finding.unit),
         ));
         out.push_str(&format!("**Issue:** {}\n\n", finding.issue));
         out.push_str(&format!(

@@ -283,6 +283,9 @@ fn show(unit: Unit, value: f64) -> String {
 }
 
 fn show_delta(unit: Unit, delta: f64) -> String {
+    if delta == 0.0 {
+        return "0".into();
+    }
     let sign = if delta > 0.0 { "+" } else { "" };
     match unit {
         Unit::Bytes => format_signed_bytes(delta as i64),

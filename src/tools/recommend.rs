@@ -666,7 +666,7 @@ pub fn cpu_findings(
                     .unwrap_or_default();
                 (
                     format!(
-                        "{} take {:.1}% of CPU, over the {budget:.0}% budget ({:.1}x); top: {}.",
+                        "{}: {:.1}% of CPU, over the {budget:.0}% budget ({:.1}x); top: {}.",
                         spec.name,
                         share.self_percent,
                         share.self_percent / budget,
@@ -680,7 +680,7 @@ pub fn cpu_findings(
             }
             Limit::Flag(threshold) => (
                 format!(
-                    "{} takes {:.1}% of CPU, above the {threshold:.0}% flag threshold; top: {}.",
+                    "{}: {:.1}% of CPU, above the {threshold:.0}% flag threshold; top: {}.",
                     spec.name,
                     share.self_percent,
                     top.join(", ")

@@ -283,7 +283,7 @@ pub fn parse(text: &str) -> Result<Profile, ParseError> {
             Ok(Profile::Heap(parse_heap(&sections)))
         }
         other => Err(ParseError::UnknownLayout {
-            heading: other.map(str::to_owned),
+            heading: other.map(|h| h.chars().take(60).collect()),
         }),
     }
 }
