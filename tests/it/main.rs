@@ -2,3 +2,4 @@
 //! `127.0.0.1` port 0 and talks real HTTP to it (and to a real `kong-sim`).
 
 mod support;
+mod tools;
