@@ -45,10 +45,10 @@ pub fn parse_bytes(text: &str) -> Option<i64> {
     let text = text.trim();
     if let Some(open) = text.find('(') {
         let inner = text[open + 1..].trim_end_matches(')').trim();
-        if let Some(exact) = inner.strip_suffix("bytes") {
-            if let Some(bytes) = parse_count(exact) {
-                return Some(if text.starts_with('-') { -bytes } else { bytes });
-            }
+        if let Some(exact) = inner.strip_suffix("bytes")
+            && let Some(bytes) = parse_count(exact)
+        {
+            return Some(if text.starts_with('-') { -bytes } else { bytes });
         }
         return parse_bytes(&text[..open]);
     }
