@@ -17,3 +17,4 @@ pub mod process;
 pub mod profiling;
 pub mod server;
 pub mod timefmt;
+pub mod tools;

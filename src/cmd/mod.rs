@@ -10,6 +10,10 @@ use std::process::ExitCode;
 
 use argh::FromArgs;
 
+pub mod analyze;
+pub mod archive;
+pub mod cleanup;
+pub mod compare;
 pub mod kong_sim;
 pub mod serve;
 
@@ -25,6 +29,10 @@ pub struct TopLevel {
 pub enum Command {
     Serve(serve::Args),
     KongSim(kong_sim::Args),
+    Analyze(analyze::Args),
+    Compare(compare::Args),
+    Archive(archive::Args),
+    Cleanup(cleanup::Args),
 }
 
 /// Parses argv; on `--help` or a usage error prints argh's text and returns the exit code.
@@ -67,6 +75,10 @@ pub fn run(top: TopLevel) -> Result<ExitCode, CmdError> {
     match top.command {
         Command::Serve(args) => serve::run(args),
         Command::KongSim(args) => kong_sim::run(args),
+        Command::Analyze(args) => analyze::run(args),
+        Command::Compare(args) => compare::run(args),
+        Command::Archive(args) => archive::run(args),
+        Command::Cleanup(args) => cleanup::run(args),
     }
 }
 

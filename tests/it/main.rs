@@ -3,3 +3,4 @@
 
 mod kong_sim;
 mod support;
+mod tools;

@@ -1,0 +1,59 @@
+//! `auth-service analyze FILE...`: the analysis report of CPU and heap Markdown profiles.
+//!
+//! Flags and printing only; parsing and judgement live in `tools::report`, `tools::analysis`
+//! and `tools::recommend`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use argh::FromArgs;
+
+use crate::cmd::CmdError;
+use crate::tools::{Format, Stdout, analysis, report};
+
+/// Analyze CPU and heap Markdown profiles (ours and Bun's --cpu-prof-md layout): summary, top
+/// functions, memory, and ranked optimization opportunities.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "analyze")]
+pub struct Args {
+    /// output format: md (default) or json
+    #[argh(option, default = "String::from(\"md\")")]
+    pub format: String,
+
+    /// profile files: CPU.<ts>.<pid>.md, *.cpu-prof.md, Heap.<ts>.<pid>.md, *.heap-prof.md
+    #[argh(positional)]
+    pub files: Vec<String>,
+}
+
+pub fn run(args: Args) -> Result<ExitCode, CmdError> {
+    let format = Format::parse(&args.format).ok_or_else(|| {
+        CmdError::usage(format!(
+            "invalid --format '{}': expected md or json",
+            args.format
+        ))
+    })?;
+    if args.files.is_empty() {
+        return Err(CmdError::usage(
+            "analyze needs at least one profile file (see --help)",
+        ));
+    }
+    let mut profiles = Vec::with_capacity(args.files.len());
+    for file in &args.files {
+        let profile = report::load(Path::new(file)).map_err(|err| {
+            let (message, source) = err.into_parts();
+            CmdError::failed_with(message, source)
+        })?;
+        profiles.push((file.clone(), profile));
+    }
+    let analysis = analysis::analyze(&profiles);
+    let text = match format {
+        Format::Markdown => analysis::render(&analysis),
+        Format::Json => {
+            serde_json::to_string_pretty(&analysis).expect("analysis serializes") + "\n"
+        }
+    };
+    Stdout::new()
+        .write(&text)
+        .map_err(|err| CmdError::failed_with("cannot write the report", err))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,58 @@
+//! `auth-service compare BASE NEW`: side-by-side comparison of two profiles of the same kind.
+//!
+//! Flags and printing only; the comparison lives in `tools::comparison`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use argh::FromArgs;
+
+use crate::cmd::CmdError;
+use crate::tools::{Format, Stdout, comparison, report};
+
+/// Compare two CPU (or two heap) Markdown profiles: summary deltas, Self% per function, new and
+/// vanished hot functions, heap deltas.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "compare")]
+pub struct Args {
+    /// output format: md (default) or json
+    #[argh(option, default = "String::from(\"md\")")]
+    pub format: String,
+
+    /// the baseline profile
+    #[argh(positional)]
+    pub base: String,
+
+    /// the profile to compare with the baseline
+    #[argh(positional)]
+    pub new: String,
+}
+
+pub fn run(args: Args) -> Result<ExitCode, CmdError> {
+    let format = Format::parse(&args.format).ok_or_else(|| {
+        CmdError::usage(format!(
+            "invalid --format '{}': expected md or json",
+            args.format
+        ))
+    })?;
+    let load = |file: &str| {
+        report::load(Path::new(file)).map_err(|err| {
+            let (message, source) = err.into_parts();
+            CmdError::failed_with(message, source)
+        })
+    };
+    let base = load(&args.base)?;
+    let new = load(&args.new)?;
+    let result = comparison::compare(&args.base, &base, &args.new, &new)
+        .map_err(|err| CmdError::failed(err.to_string()))?;
+    let text = match format {
+        Format::Markdown => comparison::render(&result),
+        Format::Json => {
+            serde_json::to_string_pretty(&result).expect("comparison serializes") + "\n"
+        }
+    };
+    Stdout::new()
+        .write(&text)
+        .map_err(|err| CmdError::failed_with("cannot write the comparison", err))?;
+    Ok(ExitCode::SUCCESS)
+}
