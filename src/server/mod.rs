@@ -2,8 +2,8 @@
 //!
 //! Shutdown order (SPEC 10): draining turns `/health/ready` to 503 and makes every response
 //! close its connection; workers keep serving what is queued until the queue is quiet or
-//! `SHUTDOWN_GRACE_SECONDS` ran out; each worker is unblocked and joined; dropping the last
-//! `Server` closes the listener. The caller then writes profiles and exits.
+//! `SHUTDOWN_GRACE_SECONDS` ran out; the workers are joined; dropping the last `Server` closes
+//! the listener. The caller then writes profiles and exits.
 
 mod adapter;
 mod pool;
@@ -76,7 +76,7 @@ impl Running {
         let grace = self.app.config.server.shutdown_grace;
         let deadline = Instant::now() + grace;
         self.app.start_draining();
-        self.pool.begin_drain(&self.server, deadline);
+        self.pool.begin_drain(deadline);
         let mut abandoned = 0;
         for worker in self.pool.workers {
             while !worker.is_finished() && Instant::now() < deadline {
@@ -88,6 +88,8 @@ impl Running {
                 abandoned += 1;
             }
         }
+        // Closes the listener once the workers' handles are gone too.
+        drop(self.server);
         if abandoned > 0 {
             log::warn!(
                 "{abandoned} workers were still busy after SHUTDOWN_GRACE_SECONDS ({grace:?})"

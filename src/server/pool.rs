@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use crate::app::App;
 use crate::server::adapter;
 
-/// In drain mode a worker leaves after this long without a request.
-const DRAIN_QUIET: Duration = Duration::from_millis(150);
+/// How long a worker waits on an empty queue before re-checking for shutdown. In drain mode
+/// one such quiet wait ends the worker.
+const POLL: Duration = Duration::from_millis(100);
 
 /// The drain deadline as milliseconds after `epoch`, shared by all workers; 0 = serving.
 struct Drain {
@@ -49,39 +50,33 @@ pub fn spawn(
 }
 
 impl Pool {
-    /// Switches the workers to drain mode and wakes those blocked on an empty queue.
-    pub fn begin_drain(&self, server: &tiny_http::Server, deadline: Instant) {
+    /// Switches the workers to drain mode: each keeps answering queued requests and leaves
+    /// after one quiet poll or at `deadline`.
+    ///
+    /// Workers poll rather than wait for tiny_http's `unblock()` tokens: a token is consumed by
+    /// whichever wait sees it first, so with a drain phase in between some workers could miss
+    /// theirs and block forever.
+    pub fn begin_drain(&self, deadline: Instant) {
         let ms = deadline
             .saturating_duration_since(self.drain.epoch)
             .as_millis()
             .max(1) as u64;
         self.drain.deadline_ms.store(ms, Ordering::SeqCst);
-        // Unblock tokens queue behind requests already waiting, so those are still served.
-        for _ in 0..self.workers.len() {
-            server.unblock();
-        }
     }
 }
 
 fn work(app: &App, server: &tiny_http::Server, drain: &Drain) {
     loop {
+        let polled = server.recv_timeout(POLL);
         let deadline_ms = drain.deadline_ms.load(Ordering::SeqCst);
-        let request = if deadline_ms == 0 {
-            match server.recv() {
-                Ok(request) => request,
-                // An unblock token, or an accept error: re-check the drain flag either way.
-                Err(_) => continue,
-            }
-        } else {
-            if Instant::now() >= drain.epoch + Duration::from_millis(deadline_ms) {
-                return;
-            }
-            match server.recv_timeout(DRAIN_QUIET) {
-                Ok(Some(request)) => request,
-                Ok(None) => return,
-                Err(_) => continue,
-            }
-        };
-        adapter::serve(app, request, Instant::now());
+        match polled {
+            Ok(Some(request)) => adapter::serve(app, request, Instant::now()),
+            Ok(None) if deadline_ms != 0 => return,
+            // An idle poll or an accept error: nothing to answer.
+            Ok(None) | Err(_) => {}
+        }
+        if deadline_ms != 0 && Instant::now() >= drain.epoch + Duration::from_millis(deadline_ms) {
+            return;
+        }
     }
 }
