@@ -327,7 +327,11 @@ fn map_transport_error(err: ureq::Error) -> KongError {
 
 /// The first HS256 (or algorithm-less) credential with a key and a secret that belongs to the
 /// consumer we asked for. Kong lists credentials in id order, so "first" is deterministic.
+///
+/// Ownership can only be checked when we asked by id: Kong resolves a segment that is not
+/// UUID-shaped as a username, and the credential then names the consumer's UUID instead.
 fn choose_credential(list: Vec<JwtCredential>, consumer_id: &str) -> Option<Credential> {
+    let asked_by_id = ids::looks_like_uuid(consumer_id);
     for entry in list {
         if !matches!(entry.algorithm.as_deref(), None | Some("HS256")) {
             continue;
@@ -336,7 +340,7 @@ fn choose_credential(list: Vec<JwtCredential>, consumer_id: &str) -> Option<Cred
             .consumer
             .as_ref()
             .and_then(|consumer| consumer.id.as_deref());
-        if owner.is_some_and(|owner| !owner.eq_ignore_ascii_case(consumer_id)) {
+        if asked_by_id && owner.is_some_and(|owner| !owner.eq_ignore_ascii_case(consumer_id)) {
             log::warn!("kong returned a credential of another consumer; ignoring it");
             continue;
         }
@@ -397,18 +401,27 @@ mod tests {
         }
     }
 
+    const ID: &str = "00000000-0000-4000-8000-000000000001";
+    const OTHER: &str = "00000000-0000-4000-8000-000000000002";
+
     #[test]
     fn credential_choice() {
         let chosen = choose_credential(
             vec![
-                entry(Some("c1"), Some("RS256"), "rsa"),
-                entry(Some("other"), Some("HS256"), "foreign"),
-                entry(Some("C1"), None, "first-hs"),
-                entry(Some("c1"), Some("HS256"), "second-hs"),
+                entry(Some(ID), Some("RS256"), "rsa"),
+                entry(Some(OTHER), Some("HS256"), "foreign"),
+                entry(Some(&ID.to_uppercase()), None, "first-hs"),
+                entry(Some(ID), Some("HS256"), "second-hs"),
             ],
-            "c1",
+            ID,
         );
         assert_eq!(chosen.map(|c| c.key).as_deref(), Some("first-hs"));
-        assert!(choose_credential(vec![entry(Some("c1"), Some("HS512"), "k")], "c1").is_none());
+        assert!(choose_credential(vec![entry(Some(ID), Some("HS512"), "k")], ID).is_none());
+        let by_username = choose_credential(vec![entry(Some(OTHER), Some("HS256"), "k")], "bob");
+        assert_eq!(
+            by_username.map(|c| c.key).as_deref(),
+            Some("k"),
+            "asked by username"
+        );
     }
 }

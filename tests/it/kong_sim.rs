@@ -7,17 +7,14 @@ use serde_json::{Value, json};
 
 use crate::support::{self, Proc, TempDir};
 
-const JSON: (&str, &str) = ("Content-Type", "application/json");
 const FIRST_ID: &str = "00000000-0000-4000-8000-000000000001";
 
 fn sim(extra: &[&str]) -> Proc {
-    let mut args = vec!["kong-sim", "--port", "0"];
-    args.extend_from_slice(extra);
-    Proc::start(&args, &[])
+    support::kong_sim(extra)
 }
 
 fn post(url: &str, body: Value) -> support::Reply {
-    support::request("POST", url, &[JSON], Some(&body.to_string()))
+    support::post_json(url, body)
 }
 
 fn is_kong_random(text: &str) -> bool {

@@ -3,4 +3,5 @@
 
 mod kong_sim;
 mod support;
+mod tokens;
 mod tools;

@@ -340,3 +340,62 @@ pub fn eventually<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Opt
         thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The first consumer every kong-sim seeds, and its credential key.
+pub const CONSUMER_ID: &str = "00000000-0000-4000-8000-000000000001";
+pub const CONSUMER_NAME: &str = "test-consumer-001";
+pub const CONSUMER_KEY: &str = "test-key-001";
+pub const AUTHORITY: &str = "https://issuer.test";
+pub const AUDIENCE: &str = "test-audience";
+
+/// `auth-service kong-sim --port 0 EXTRA...`.
+pub fn kong_sim(extra: &[&str]) -> Proc {
+    let mut args = vec!["kong-sim", "--port", "0"];
+    args.extend_from_slice(extra);
+    Proc::start(&args, &[])
+}
+
+/// `auth-service serve` on 127.0.0.1:0 against `kong_url`, with test issuer and audience;
+/// `envs` come last and win.
+pub fn serve(kong_url: &str, envs: &[(&str, &str)]) -> Proc {
+    let mut all = vec![
+        ("KONG_ADMIN_URL", kong_url),
+        ("KONG_JWT_AUTHORITY", AUTHORITY),
+        ("KONG_JWT_AUDIENCE", AUDIENCE),
+        ("APP_ENV", "test"),
+    ];
+    all.extend_from_slice(envs);
+    Proc::start(&["serve", "--host", "127.0.0.1", "--port", "0"], &all)
+}
+
+pub fn post_json(url: &str, body: serde_json::Value) -> Reply {
+    request(
+        "POST",
+        url,
+        &[("Content-Type", "application/json")],
+        Some(&body.to_string()),
+    )
+}
+
+/// The headers Kong forwards for an authenticated consumer.
+pub fn consumer<'a>(id: &'a str, username: &'a str) -> [(&'a str, &'a str); 2] {
+    [("X-Consumer-ID", id), ("X-Consumer-Username", username)]
+}
+
+/// `(key, secret)` of the consumer's first credential, read from the simulator's Admin API.
+pub fn credential_of(sim_url: &str, consumer_id: &str) -> (String, String) {
+    let list = get(&format!("{sim_url}/consumers/{consumer_id}/jwt"), &[]).json();
+    let first = &list["data"][0];
+    (
+        first["key"].as_str().expect("key").to_owned(),
+        first["secret"].as_str().expect("secret").to_owned(),
+    )
+}
+
+/// How many `GET /consumers/{c}/jwt` the simulator has answered.
+pub fn kong_credential_gets(sim_url: &str) -> u64 {
+    let stats = get(&format!("{sim_url}/_sim/stats"), &[]).json();
+    stats["requests"]["GET /consumers/{c}/jwt"]
+        .as_u64()
+        .unwrap_or(0)
+}
