@@ -3,6 +3,7 @@
 //! (The full codemap is written once the modules below exist.)
 
 pub mod cmd;
+pub mod handlers;
 pub mod http;
 pub mod ids;
 pub mod kong_sim;
