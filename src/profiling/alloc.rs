@@ -497,18 +497,14 @@ fn record_sample(ptr: usize, size: usize, frames: &[usize]) {
         return;
     }
     let recorded = match find_or_insert_site(frames) {
-        Some(site_index) => {
-            if insert_live(ptr, site_index, size) {
-                let site = &SITE_TABLE[site_index];
-                site.alloc_count.fetch_add(1, Relaxed);
-                site.alloc_bytes.fetch_add(size as u64, Relaxed);
-                LIVE_SAMPLES.fetch_add(1, Relaxed);
-                true
-            } else {
-                false
-            }
+        Some(site_index) if insert_live(ptr, site_index, size) => {
+            let site = &SITE_TABLE[site_index];
+            site.alloc_count.fetch_add(1, Relaxed);
+            site.alloc_bytes.fetch_add(size as u64, Relaxed);
+            LIVE_SAMPLES.fetch_add(1, Relaxed);
+            true
         }
-        None => false,
+        _ => false,
     };
     unlock_sites();
     if recorded {
@@ -640,7 +636,7 @@ fn capture_stack(state: &ThreadState, out: &mut [usize; MAX_FRAMES]) -> usize {
     let mut fp = frame_pointer();
     let mut depth = 0;
     while depth < MAX_FRAMES {
-        if fp < low || fp.saturating_add(16) > high || fp % 8 != 0 {
+        if fp < low || fp.saturating_add(16) > high || !fp.is_multiple_of(8) {
             break;
         }
         // SAFETY: fp is 8-aligned and [fp, fp + 16) lies inside this thread's mapped stack.

@@ -670,7 +670,7 @@ impl Profiler {
                 });
             }
         }
-        entries.sort_by(|a, b| b.file.modified.cmp(&a.file.modified));
+        entries.sort_by_key(|entry| std::cmp::Reverse(entry.file.modified));
         entries
     }
 
