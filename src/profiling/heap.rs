@@ -239,6 +239,7 @@ pub fn snapshot(
 ) -> HeapProfile {
     let sampling = alloc::sampling_stats();
     let raw = alloc::snapshot_sites();
+    let rss = rss_bytes();
     HeapProfile {
         started,
         duration: SystemTime::now()
@@ -246,8 +247,9 @@ pub fn snapshot(
             .unwrap_or_default(),
         stats: alloc::heap_stats(),
         stats_at_start,
-        rss_bytes: rss_bytes(),
-        peak_rss_bytes: peak_rss_bytes(),
+        rss_bytes: rss,
+        // ru_maxrss is sampled by the kernel and can trail the current RSS slightly.
+        peak_rss_bytes: peak_rss_bytes().max(rss),
         rate: sampling.rate,
         samples: sampling.samples,
         dropped: sampling.dropped,

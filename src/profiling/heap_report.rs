@@ -42,6 +42,17 @@ fn signed_bytes(delta: i64) -> String {
     }
 }
 
+/// `0s`, `1s`, … for the once-per-second ticks; `1.1s` for the final point of a session that
+/// did not end on a whole second.
+fn time_label(at: std::time::Duration) -> String {
+    let seconds = at.as_secs_f64();
+    if (seconds - seconds.round()).abs() < 0.05 {
+        format!("{}s", seconds.round() as u64)
+    } else {
+        format!("{seconds:.1}s")
+    }
+}
+
 fn percent(part: f64, whole: f64) -> String {
     if whole <= 0.0 {
         return "0.0%".to_owned();
@@ -100,8 +111,8 @@ pub fn render(profile: &HeapProfile, metadata: &[(String, String)]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {}s | {} | {} | {:.0} | {} |",
-            point.at.as_secs_f64().round() as u64,
+            "| {} | {} | {} | {:.0} | {} |",
+            time_label(point.at),
             format_bytes(point.live_bytes as f64),
             signed_bytes(delta),
             rate,

@@ -85,6 +85,9 @@ fn cpu_session_finds_the_spinning_function() {
     let name = md_path.file_name().unwrap().to_string_lossy().into_owned();
     assert!(name.starts_with("CPU.") && name.ends_with(&format!(".{}.md", std::process::id())));
     let md = std::fs::read_to_string(md_path).unwrap();
+    if std::env::var_os("SHOW_REPORTS").is_some() {
+        println!("{md}");
+    }
     let top = first_row(&md, "## Hot Functions (Self Time)");
     assert_eq!(
         top[4], "`auth_service::profiling::workload::spin_cpu`",
@@ -207,6 +210,9 @@ fn heap_session_reports_the_planted_allocation() {
     assert_eq!(finished.artifacts.len(), 2, "{finished:?}");
     let md = std::fs::read_to_string(&finished.artifacts[0].path).unwrap();
     assert!(md.starts_with("# Heap Profile\n\n## Summary\n"), "{md}");
+    if std::env::var_os("SHOW_REPORTS").is_some() {
+        println!("{md}");
+    }
     let top = first_row(&md, "## Top Allocation Sites (In-Use)");
     assert_eq!(top[5], "`auth_service::profiling::tests::plant`", "{md}");
     assert_eq!(top[1], "8.00 MiB", "{md}");
