@@ -1,4 +1,5 @@
 //! The one integration-test binary: every test starts the real `auth-service` binary on
 //! `127.0.0.1` port 0 and talks real HTTP to it (and to a real `kong-sim`).
 
+mod profiling;
 mod support;
