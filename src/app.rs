@@ -9,12 +9,16 @@ use crate::config::ServiceConfig;
 use crate::jwt::Issuer;
 use crate::kong::CredentialStore;
 use crate::metrics::Metrics;
+use crate::profiling::{Profiler, ProfilerSettings};
 
 pub struct App {
     pub config: ServiceConfig,
     pub issuer: Issuer,
     pub store: CredentialStore,
     pub metrics: Arc<Metrics>,
+    /// The process's one profiler: `/debug/*`, exit profiles and the SLA monitor all go
+    /// through it.
+    pub profiler: Arc<Profiler>,
     pub started: Instant,
     draining: AtomicBool,
 }
@@ -30,8 +34,14 @@ impl App {
             config.server.workers,
             Arc::clone(&metrics),
         );
+        let profiler = Profiler::new(ProfilerSettings {
+            cpu_hz: config.profiling.cpu_hz,
+            manual_dir: config.profiling.output_dir.clone(),
+            ..ProfilerSettings::default()
+        });
         App {
             issuer: Issuer::new(&config.jwt),
+            profiler,
             store,
             metrics,
             started: Instant::now(),

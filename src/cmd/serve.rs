@@ -1,6 +1,7 @@
 //! `auth-service serve`: load config, start the server (and the embedded Kong simulator with
 //! `--kong-sim`), wait for SIGTERM/SIGINT, shut down in order, exit 0.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -11,6 +12,9 @@ use signal_hook::iterator::Signals;
 use crate::app::App;
 use crate::cmd::CmdError;
 use crate::config::{Env, ServeOverrides, ServiceConfig};
+use crate::profiling::{
+    self, Formats, Naming, OutputSpec, Profiler, SessionKind, SessionRequest, Trigger,
+};
 use crate::{kong_sim, logging, server};
 
 /// Run the HTTP token service.
@@ -29,6 +33,139 @@ pub struct Args {
     /// start the embedded Kong Admin API simulator and use it
     #[argh(switch)]
     pub kong_sim: bool,
+    /// profile CPU for the whole run; write CPU.<ts>.<pid>.md on exit
+    #[argh(switch)]
+    pub cpu_prof_md: bool,
+    /// profile CPU for the whole run; write CPU.<ts>.<pid>.pb.gz (pprof) on exit
+    #[argh(switch)]
+    pub cpu_prof: bool,
+    /// profile CPU for the whole run; write CPU.<ts>.<pid>.svg (flamegraph) on exit
+    #[argh(switch)]
+    pub cpu_prof_flamegraph: bool,
+    /// directory for the CPU profile files (default: the working directory)
+    #[argh(option)]
+    pub cpu_prof_dir: Option<PathBuf>,
+    /// file name of the CPU Markdown profile (the .pb.gz and .svg share its stem)
+    #[argh(option)]
+    pub cpu_prof_name: Option<String>,
+    /// profile the heap for the whole run; write Heap.<ts>.<pid>.md on exit
+    #[argh(switch)]
+    pub heap_prof_md: bool,
+    /// profile the heap for the whole run; write Heap.<ts>.<pid>.pb.gz (pprof) on exit
+    #[argh(switch)]
+    pub heap_prof: bool,
+    /// directory for the heap profile files (default: the CPU directory, else the working one)
+    #[argh(option)]
+    pub heap_prof_dir: Option<PathBuf>,
+}
+
+/// The exit-time profile the flags ask for.
+struct ExitProfile {
+    request: SessionRequest,
+    heap_dir: PathBuf,
+}
+
+/// Validates the Bun-style profiling flags; directories are created and probed now, so an
+/// unwritable one is a start-up error rather than a profile lost at exit.
+fn exit_profile(args: &Args) -> Result<Option<ExitProfile>, CmdError> {
+    let formats = Formats {
+        cpu_md: args.cpu_prof_md,
+        cpu_pprof: args.cpu_prof,
+        cpu_svg: args.cpu_prof_flamegraph,
+        heap_md: args.heap_prof_md,
+        heap_pprof: args.heap_prof,
+    };
+    let cpu = formats.cpu_md || formats.cpu_pprof || formats.cpu_svg;
+    let heap = formats.heap_md || formats.heap_pprof;
+    if !cpu && (args.cpu_prof_dir.is_some() || args.cpu_prof_name.is_some()) {
+        return Err(CmdError::usage(
+            "--cpu-prof-dir and --cpu-prof-name need --cpu-prof-md, --cpu-prof or --cpu-prof-flamegraph",
+        ));
+    }
+    if !heap && args.heap_prof_dir.is_some() {
+        return Err(CmdError::usage(
+            "--heap-prof-dir needs --heap-prof-md or --heap-prof",
+        ));
+    }
+    if let Some(name) = &args.cpu_prof_name
+        && (name.is_empty() || name.contains('/') || name.starts_with('.'))
+    {
+        return Err(CmdError::usage(format!(
+            "invalid --cpu-prof-name {name:?}: expected a plain file name"
+        )));
+    }
+    let kind = match (cpu, heap) {
+        (false, false) => return Ok(None),
+        (true, false) => SessionKind::Cpu,
+        (false, true) => SessionKind::Heap,
+        (true, true) => SessionKind::Both,
+    };
+    let cpu_dir = args
+        .cpu_prof_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("."));
+    let heap_dir = args
+        .heap_prof_dir
+        .clone()
+        .unwrap_or_else(|| cpu_dir.clone());
+    for (flag, dir, used) in [
+        ("--cpu-prof-dir", &cpu_dir, cpu),
+        ("--heap-prof-dir", &heap_dir, heap),
+    ] {
+        if used && let Err(err) = profiling::check_writable(dir) {
+            return Err(CmdError::usage(format!("{flag} {}: {err}", dir.display())));
+        }
+    }
+    let naming = match &args.cpu_prof_name {
+        Some(name) => Naming::CpuName(name.clone()),
+        None => Naming::Standard,
+    };
+    Ok(Some(ExitProfile {
+        request: SessionRequest {
+            kind,
+            trigger: Trigger::Exit,
+            output: OutputSpec {
+                dir: if cpu { cpu_dir } else { heap_dir.clone() },
+                naming,
+                formats,
+            },
+            seconds: None,
+        },
+        heap_dir,
+    }))
+}
+
+/// Stops the exit session and puts heap files where `--heap-prof-dir` asked.
+fn write_exit_profile(profiler: &Profiler, heap_dir: &Path) {
+    let finished = match profiler.stop() {
+        Ok(Some(finished)) => finished,
+        Ok(None) => return,
+        Err(err) => {
+            log::error!("the exit profile was not written: {err}");
+            return;
+        }
+    };
+    for error in &finished.errors {
+        log::error!("exit profile: {error}");
+    }
+    for artifact in finished.artifacts {
+        let mut path = artifact.path;
+        if !artifact.kind.is_cpu()
+            && let Some(name) = path.file_name()
+            && path.parent() != Some(heap_dir)
+        {
+            let target = heap_dir.join(name);
+            match std::fs::rename(&path, &target) {
+                Ok(()) => path = target,
+                Err(err) => log::error!(
+                    "cannot move {} to {}: {err}",
+                    path.display(),
+                    heap_dir.display()
+                ),
+            }
+        }
+        println!("profile written: {}", path.display());
+    }
 }
 
 pub fn run(args: Args) -> Result<ExitCode, CmdError> {
@@ -45,6 +182,7 @@ pub fn run(args: Args) -> Result<ExitCode, CmdError> {
     let config =
         ServiceConfig::load(&env, &overrides).map_err(|err| CmdError::usage(err.to_string()))?;
     logging::init(&config.log_level);
+    let exit_profile = exit_profile(&args)?;
 
     // Registered before we announce the port, so a signal right after start-up is not lost.
     let mut signals = Signals::new([SIGTERM, SIGINT])
@@ -74,6 +212,11 @@ pub fn run(args: Args) -> Result<ExitCode, CmdError> {
     };
 
     let app = Arc::new(App::new(config));
+    if let Some(profile) = &exit_profile {
+        app.profiler
+            .start(profile.request.clone())
+            .map_err(|err| CmdError::failed_with("cannot start the exit profile", err))?;
+    }
     let running = server::start(Arc::clone(&app))
         .map_err(|err| CmdError::failed_with("cannot start the server", err))?;
     println!("listening on http://{}", running.addr);
@@ -88,6 +231,9 @@ pub fn run(args: Args) -> Result<ExitCode, CmdError> {
     let signal = signals.forever().next().unwrap_or(SIGTERM);
     log::info!("received signal {signal}; draining");
     let stopped = running.shutdown();
+    if let Some(profile) = &exit_profile {
+        write_exit_profile(&app.profiler, &profile.heap_dir);
+    }
     if let Some(simulator) = simulator {
         simulator.shutdown();
     }

@@ -86,7 +86,7 @@ pub fn health(app: &App, request: &Request<'_>) -> Response {
         },
         "circuitBreakerState": breaker.as_str(),
         "slaMonitor": sla_section(app),
-        "profiling": { "active": false, "activeSession": null, "lastSession": null },
+        "profiling": profiling_section(app),
         "requestId": request.request_id,
     });
     Response::json(if app.is_draining() { 503 } else { 200 }, &body)
@@ -119,6 +119,35 @@ fn sla_section(app: &App) -> Value {
         "lastBlockedReason": null,
         "storage": { "usedBytes": 0, "quotaBytes": sla.max_storage_bytes },
         "overhead": null,
+    })
+}
+
+fn profiling_section(app: &App) -> Value {
+    let status = app.profiler.status();
+    let active = status.active.map(|session| {
+        json!({
+            "id": session.id,
+            "type": session.kind.as_str(),
+            "trigger": session.trigger.as_str(),
+            "startedAt": session.started_at,
+        })
+    });
+    let last = status.last.map(|session| {
+        json!({
+            "id": session.info.id,
+            "type": session.info.kind.as_str(),
+            "trigger": session.info.trigger.as_str(),
+            "startedAt": session.info.started_at,
+            "endedAt": session.ended_at,
+            "durationSeconds": session.duration.as_secs_f64(),
+            "artifacts": session.artifact_paths(),
+        })
+    });
+    json!({
+        "enabled": app.config.profiling.debug_routes,
+        "active": active.is_some(),
+        "activeSession": active,
+        "lastSession": last,
     })
 }
 

@@ -9,6 +9,7 @@ use crate::app::App;
 use crate::http::problem::{ErrorCode, Problem};
 use crate::http::{Request, Response};
 use crate::metrics::{Gauges, KongOperation, KongResult, RouteLabel};
+use crate::profiling::{TriggerKind, alloc};
 use crate::{process, timefmt};
 
 const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -56,11 +57,19 @@ pub fn metrics(app: &App, request: &Request<'_>) -> Response {
 /// Gauges owned by other components, read now.
 pub fn gauges(app: &App) -> Gauges {
     let (entries, _) = app.store.cache_counts();
+    let heap = alloc::heap_stats();
     Gauges {
         cache_entries: entries,
         breaker_state: app.store.breaker_state().gauge(),
         resident_bytes: process::resident_bytes(),
         cpu_seconds: process::cpu_seconds(),
+        heap_live_bytes: heap.live_bytes,
+        heap_peak_bytes: heap.peak_bytes,
+        profiling_active: app.profiler.is_active(),
+        profiling_sessions: TriggerKind::ALL
+            .iter()
+            .map(|trigger| (trigger.as_str(), app.profiler.sessions_total(*trigger)))
+            .collect(),
         ..Gauges::default()
     }
 }

@@ -1,6 +1,59 @@
-//! The process allocator (placeholder: forwards to `System`).
+//! The process allocator: `CountingAlloc`, a `GlobalAlloc` over `System` that keeps exact heap
+//! counters at all times and, only while a heap session runs, samples allocation sites.
+//!
+//! Owns every static the heap profiler needs: per-thread counter slots, the sampled-site table
+//! and the set of live sampled blocks. Everything here runs *inside* malloc, so this module must
+//! not: block (the site table is taken with `try_lock`; a busy table drops the sample and counts
+//! it), allocate on its own behalf, panic, format text, resolve symbols, or use a lazily
+//! initialised or `Drop` thread-local (registering a TLS destructor can allocate).
+//!
+//! Cost model (PROFILING.md §2.2, §2.6):
+//! - Always: one const thread-local access, owner-only relaxed stores to this thread's own
+//!   64-byte counter slot (no lock-prefixed atomics, so no cache-line ping-pong between
+//!   threads), a thread-local net-bytes delta, and one relaxed load of `SAMPLING`.
+//! - Every 64 KiB of net growth or shrink per thread: one `fetch_add` plus `fetch_max` to keep
+//!   the peak. The peak is therefore exact up to `threads × 64 KiB` (stated in the report).
+//! - While sampling: a byte countdown per thread; when it crosses zero (on average once per
+//!   512 KiB allocated) the slow path walks frame pointers (~0.2 µs) and records the site.
+//!   Frees look the pointer up in a lock-free open-addressing set.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use Ordering::{Acquire, Relaxed, Release};
+
+/// Exact heap counters since process start (all zero when `CountingAlloc` is not installed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeapStats {
+    pub live_bytes: u64,
+    /// High-water mark of `live_bytes`, exact up to `PEAK_SLACK_PER_THREAD` per thread.
+    pub peak_bytes: u64,
+    pub allocations: u64,
+    pub frees: u64,
+    pub bytes_allocated: u64,
+    pub bytes_freed: u64,
+}
+
+impl HeapStats {
+    pub fn live_blocks(&self) -> u64 {
+        self.allocations.saturating_sub(self.frees)
+    }
+}
+
+/// Default mean bytes between samples (Go's `MemProfileRate`, jemalloc's `lg_prof_sample=19`).
+pub const DEFAULT_SAMPLE_RATE: u64 = 512 * 1024;
+/// A thread publishes its net byte delta (and the peak is checked) every this many bytes.
+pub const PEAK_SLACK_PER_THREAD: u64 = 64 * 1024;
+/// Most frames kept per sampled stack.
+pub const MAX_FRAMES: usize = 64;
+
+const SLOTS: usize = 512;
+const SITES: usize = 2048;
+const LIVE_CAP: usize = 1 << 14;
+const PROBE_LIMIT: usize = 64;
+const EMPTY: usize = 0;
+const TOMBSTONE: usize = 1;
 
 pub struct CountingAlloc;
 
@@ -16,12 +69,777 @@ impl Default for CountingAlloc {
     }
 }
 
+// SAFETY: every method forwards to `System` with the caller's layout and pointer unchanged;
+// the bookkeeping around it never touches the returned memory.
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        unsafe { System.alloc(layout) }
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            on_alloc(ptr, layout.size());
+        }
+        ptr
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let ptr = unsafe { System.alloc_zeroed(layout) };
+        if !ptr.is_null() {
+            on_alloc(ptr, layout.size());
+        }
+        ptr
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // Untrack before the memory goes back: afterwards another thread may get the same
+        // address, sample it, and we would remove its entry instead of ours.
+        on_dealloc(ptr, layout.size());
         unsafe { System.dealloc(ptr, layout) }
     }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // Counted as one free plus one allocation, so live blocks stay allocations − frees.
+        untrack_if_sampling(ptr);
+        let new_ptr = unsafe { System.realloc(ptr, layout, new_size) };
+        if new_ptr.is_null() {
+            return new_ptr;
+        }
+        count_free(layout.size());
+        on_alloc(new_ptr, new_size);
+        new_ptr
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exact counters.
+
+#[repr(align(64))]
+struct Slot {
+    allocs: AtomicU64,
+    frees: AtomicU64,
+    bytes_allocated: AtomicU64,
+    bytes_freed: AtomicU64,
+}
+
+impl Slot {
+    const fn new() -> Slot {
+        Slot {
+            allocs: AtomicU64::new(0),
+            frees: AtomicU64::new(0),
+            bytes_allocated: AtomicU64::new(0),
+            bytes_freed: AtomicU64::new(0),
+        }
+    }
+}
+
+/// One slot per thread (the first `SLOTS` threads); later threads share the last slot with
+/// real read-modify-write atomics. Slots outlive their threads so totals never drift.
+static SLOT_TABLE: [Slot; SLOTS + 1] = [const { Slot::new() }; SLOTS + 1];
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+/// Sum of the published per-thread deltas: live bytes minus the unpublished remainders.
+static PUBLISHED_LIVE: AtomicI64 = AtomicI64::new(0);
+static PEAK: AtomicU64 = AtomicU64::new(0);
+
+struct ThreadState {
+    /// Slot index + 1; 0 until the thread's first allocation.
+    slot: Cell<usize>,
+    /// Net bytes not yet added to `PUBLISHED_LIVE`.
+    pending: Cell<i64>,
+    /// Bytes left until the next sample.
+    countdown: Cell<i64>,
+    /// xorshift state; 0 until the thread first samples.
+    rng: Cell<u64>,
+    /// Set while this thread is in the sampling slow path (re-entrancy guard).
+    busy: Cell<bool>,
+    stack_low: Cell<usize>,
+    stack_high: Cell<usize>,
+}
+
+thread_local! {
+    // const-initialised and without `Drop`: access is a plain TLS offset, never allocates.
+    static STATE: ThreadState = const {
+        ThreadState {
+            slot: Cell::new(0),
+            pending: Cell::new(0),
+            countdown: Cell::new(0),
+            rng: Cell::new(0),
+            busy: Cell::new(false),
+            stack_low: Cell::new(0),
+            stack_high: Cell::new(0),
+        }
+    };
+}
+
+#[inline(always)]
+fn slot_of(state: &ThreadState) -> usize {
+    let slot = state.slot.get();
+    if slot != 0 {
+        return slot - 1;
+    }
+    let index = NEXT_SLOT.fetch_add(1, Relaxed).min(SLOTS);
+    state.slot.set(index + 1);
+    index
+}
+
+/// Adds to a counter this thread owns (plain load + store), or to the shared overflow slot.
+#[inline(always)]
+fn bump(counter: &AtomicU64, index: usize, by: u64) {
+    if index < SLOTS {
+        counter.store(counter.load(Relaxed).wrapping_add(by), Relaxed);
+    } else {
+        counter.fetch_add(by, Relaxed);
+    }
+}
+
+#[inline(always)]
+fn on_alloc(ptr: *mut u8, size: usize) {
+    STATE.with(|state| {
+        let index = slot_of(state);
+        let slot = &SLOT_TABLE[index];
+        bump(&slot.allocs, index, 1);
+        bump(&slot.bytes_allocated, index, size as u64);
+        adjust_pending(state, size as i64);
+        if SAMPLING.load(Relaxed) {
+            let left = state.countdown.get() - size as i64;
+            state.countdown.set(left);
+            if left <= 0 {
+                sample_slow(state, ptr as usize, size);
+            }
+        }
+    });
+}
+
+#[inline(always)]
+fn on_dealloc(ptr: *mut u8, size: usize) {
+    untrack_if_sampling(ptr);
+    count_free(size);
+}
+
+#[inline(always)]
+fn count_free(size: usize) {
+    STATE.with(|state| {
+        let index = slot_of(state);
+        let slot = &SLOT_TABLE[index];
+        bump(&slot.frees, index, 1);
+        bump(&slot.bytes_freed, index, size as u64);
+        adjust_pending(state, -(size as i64));
+    });
+}
+
+#[inline(always)]
+fn untrack_if_sampling(ptr: *mut u8) {
+    if SAMPLING.load(Relaxed) && LIVE_SAMPLES.load(Relaxed) > 0 {
+        untrack(ptr as usize);
+    }
+}
+
+#[inline(always)]
+fn adjust_pending(state: &ThreadState, delta: i64) {
+    let pending = state.pending.get() + delta;
+    if pending.unsigned_abs() >= PEAK_SLACK_PER_THREAD {
+        state.pending.set(0);
+        publish(pending);
+    } else {
+        state.pending.set(pending);
+    }
+}
+
+#[cold]
+fn publish(delta: i64) {
+    let live = PUBLISHED_LIVE.fetch_add(delta, Relaxed) + delta;
+    if live > 0 {
+        PEAK.fetch_max(live as u64, Relaxed);
+    }
+}
+
+/// Exact counters, summed over every thread's slot. Also folds the current live size into the
+/// peak, so a reader never sees `peak < live`.
+pub fn heap_stats() -> HeapStats {
+    let mut stats = HeapStats::default();
+    for slot in SLOT_TABLE.iter() {
+        stats.allocations += slot.allocs.load(Relaxed);
+        stats.frees += slot.frees.load(Relaxed);
+        stats.bytes_allocated += slot.bytes_allocated.load(Relaxed);
+        stats.bytes_freed += slot.bytes_freed.load(Relaxed);
+    }
+    stats.live_bytes = stats.bytes_allocated.saturating_sub(stats.bytes_freed);
+    let peak = PEAK.fetch_max(stats.live_bytes, Relaxed);
+    stats.peak_bytes = peak.max(stats.live_bytes);
+    stats
+}
+
+/// How many threads have their own counter slot (bounds the peak error).
+pub fn counted_threads() -> usize {
+    NEXT_SLOT.load(Relaxed).min(SLOTS + 1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sampling.
+
+static SAMPLING: AtomicBool = AtomicBool::new(false);
+static SAMPLE_RATE: AtomicU64 = AtomicU64::new(DEFAULT_SAMPLE_RATE);
+static SAMPLES: AtomicU64 = AtomicU64::new(0);
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+static LIVE_SAMPLES: AtomicI64 = AtomicI64::new(0);
+static RNG_SEED: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+/// Guards inserts into the site table and the live set (lookups and removals are lock-free).
+static SITE_LOCK: AtomicBool = AtomicBool::new(false);
+
+struct Site {
+    /// 0 while the entry is free; otherwise the stack hash (never 0).
+    hash: AtomicU64,
+    depth: AtomicU32,
+    frames: [AtomicUsize; MAX_FRAMES],
+    alloc_count: AtomicU64,
+    alloc_bytes: AtomicU64,
+    free_count: AtomicU64,
+    free_bytes: AtomicU64,
+}
+
+impl Site {
+    const fn new() -> Site {
+        Site {
+            hash: AtomicU64::new(0),
+            depth: AtomicU32::new(0),
+            frames: [const { AtomicUsize::new(0) }; MAX_FRAMES],
+            alloc_count: AtomicU64::new(0),
+            alloc_bytes: AtomicU64::new(0),
+            free_count: AtomicU64::new(0),
+            free_bytes: AtomicU64::new(0),
+        }
+    }
+}
+
+struct LiveEntry {
+    /// `EMPTY`, `TOMBSTONE` or the sampled block's address.
+    ptr: AtomicUsize,
+    /// `site << 40 | size`.
+    meta: AtomicU64,
+}
+
+// Zero-initialised statics live in .bss: they cost RSS only for the pages a session touches.
+static SITE_TABLE: [Site; SITES] = [const { Site::new() }; SITES];
+static LIVE_SET: [LiveEntry; LIVE_CAP] = [const {
+    LiveEntry {
+        ptr: AtomicUsize::new(EMPTY),
+        meta: AtomicU64::new(0),
+    }
+}; LIVE_CAP];
+
+/// One allocation site as sampled: raw counts of the sampled allocations (not yet unbiased).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SampledSite {
+    /// Return addresses, innermost first (the allocator's own frames included).
+    pub frames: Vec<usize>,
+    pub alloc_count: u64,
+    pub alloc_bytes: u64,
+    pub free_count: u64,
+    pub free_bytes: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SamplingStats {
+    pub active: bool,
+    pub rate: u64,
+    pub samples: u64,
+    pub dropped: u64,
+    pub live_samples: u64,
+}
+
+/// Clears the site table and starts sampling with mean `rate` bytes between samples.
+pub fn start_sampling(rate: u64) {
+    SAMPLING.store(false, Relaxed);
+    lock_sites();
+    for site in SITE_TABLE.iter() {
+        site.hash.store(0, Relaxed);
+        site.depth.store(0, Relaxed);
+        site.alloc_count.store(0, Relaxed);
+        site.alloc_bytes.store(0, Relaxed);
+        site.free_count.store(0, Relaxed);
+        site.free_bytes.store(0, Relaxed);
+    }
+    for entry in LIVE_SET.iter() {
+        entry.ptr.store(EMPTY, Relaxed);
+    }
+    LIVE_SAMPLES.store(0, Relaxed);
+    SAMPLES.store(0, Relaxed);
+    DROPPED.store(0, Relaxed);
+    SAMPLE_RATE.store(rate.max(1), Relaxed);
+    unlock_sites();
+    SAMPLING.store(true, Release);
+}
+
+/// Stops sampling; the site table keeps its contents until the next `start_sampling`.
+pub fn stop_sampling() {
+    SAMPLING.store(false, Release);
+}
+
+pub fn sampling_stats() -> SamplingStats {
+    SamplingStats {
+        active: SAMPLING.load(Relaxed),
+        rate: SAMPLE_RATE.load(Relaxed),
+        samples: SAMPLES.load(Relaxed),
+        dropped: DROPPED.load(Relaxed),
+        live_samples: LIVE_SAMPLES.load(Relaxed).max(0) as u64,
+    }
+}
+
+/// Copies the sampled sites out. Spins for the site lock: only report code calls this, never
+/// the allocator, and allocations that sample meanwhile are dropped and counted, not blocked.
+pub fn snapshot_sites() -> Vec<SampledSite> {
+    let mut raw = Vec::new();
+    lock_sites();
+    for site in SITE_TABLE.iter() {
+        if site.hash.load(Relaxed) == 0 {
+            continue;
+        }
+        let depth = site.depth.load(Relaxed) as usize;
+        let mut frames = [0usize; MAX_FRAMES];
+        for (out, frame) in frames.iter_mut().zip(&site.frames).take(depth) {
+            *out = frame.load(Relaxed);
+        }
+        raw.push((
+            frames,
+            depth,
+            site.alloc_count.load(Relaxed),
+            site.alloc_bytes.load(Relaxed),
+            site.free_count.load(Relaxed),
+            site.free_bytes.load(Relaxed),
+        ));
+    }
+    unlock_sites();
+    // Build the Vecs after unlocking so our own allocations cannot be dropped as samples.
+    raw.into_iter()
+        .filter(|entry| entry.2 > 0)
+        .map(
+            |(frames, depth, alloc_count, alloc_bytes, free_count, free_bytes)| SampledSite {
+                frames: frames[..depth].to_vec(),
+                alloc_count,
+                alloc_bytes,
+                free_count,
+                free_bytes,
+            },
+        )
+        .collect()
+}
+
+fn lock_sites() {
+    while SITE_LOCK
+        .compare_exchange_weak(false, true, Acquire, Relaxed)
+        .is_err()
+    {
+        std::hint::spin_loop();
+    }
+}
+
+fn try_lock_sites() -> bool {
+    SITE_LOCK
+        .compare_exchange(false, true, Acquire, Relaxed)
+        .is_ok()
+}
+
+fn unlock_sites() {
+    SITE_LOCK.store(false, Release);
+}
+
+/// Exponential gap with the given mean: inter-arrival time of a Poisson process over bytes.
+pub fn exponential_gap(uniform_bits: u64, mean: u64) -> i64 {
+    // 53 random bits → u in (0, 1]; -ln(u) is Exp(1).
+    let u = ((uniform_bits >> 11) + 1) as f64 / (1u64 << 53) as f64;
+    (-u.ln() * mean as f64) as i64 + 1
+}
+
+fn next_random(state: &ThreadState) -> u64 {
+    let mut x = state.rng.get();
+    if x == 0 {
+        // splitmix64 of a global counter mixed with the TLS address: distinct per thread.
+        let mut z = RNG_SEED.fetch_add(0x9E37_79B9_7F4A_7C15, Relaxed)
+            ^ (state as *const ThreadState as u64);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x = (z ^ (z >> 31)) | 1;
+    }
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    state.rng.set(x);
+    x
+}
+
+#[cold]
+#[inline(never)]
+fn sample_slow(state: &ThreadState, ptr: usize, size: usize) {
+    if state.busy.get() {
+        return;
+    }
+    state.busy.set(true);
+    let rate = SAMPLE_RATE.load(Relaxed);
+    if state.rng.get() == 0 {
+        // First sampling allocation on this thread: draw its first gap (memoryless, so
+        // starting the countdown now is unbiased) and sample only if this block crosses it.
+        let left = exponential_gap(next_random(state), rate) - size as i64;
+        state.countdown.set(left);
+        if left > 0 {
+            state.busy.set(false);
+            return;
+        }
+    }
+    state
+        .countdown
+        .set(exponential_gap(next_random(state), rate));
+    let mut frames = [0usize; MAX_FRAMES];
+    let depth = capture_stack(state, &mut frames);
+    record_sample(ptr, size, &frames[..depth]);
+    state.busy.set(false);
+}
+
+fn record_sample(ptr: usize, size: usize, frames: &[usize]) {
+    if !try_lock_sites() {
+        DROPPED.fetch_add(1, Relaxed);
+        return;
+    }
+    let recorded = match find_or_insert_site(frames) {
+        Some(site_index) if insert_live(ptr, site_index, size) => {
+            let site = &SITE_TABLE[site_index];
+            site.alloc_count.fetch_add(1, Relaxed);
+            site.alloc_bytes.fetch_add(size as u64, Relaxed);
+            LIVE_SAMPLES.fetch_add(1, Relaxed);
+            true
+        }
+        _ => false,
+    };
+    unlock_sites();
+    if recorded {
+        SAMPLES.fetch_add(1, Relaxed);
+    } else {
+        DROPPED.fetch_add(1, Relaxed);
+    }
+}
+
+/// Caller holds the site lock.
+fn find_or_insert_site(frames: &[usize]) -> Option<usize> {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for frame in frames {
+        hash = (hash ^ *frame as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let hash = hash.max(1);
+    let start = (hash as usize) % SITES;
+    for probe in 0..PROBE_LIMIT {
+        let index = (start + probe) % SITES;
+        let site = &SITE_TABLE[index];
+        let existing = site.hash.load(Relaxed);
+        if existing == 0 {
+            for (slot, frame) in site.frames.iter().zip(frames) {
+                slot.store(*frame, Relaxed);
+            }
+            site.depth.store(frames.len() as u32, Relaxed);
+            site.hash.store(hash, Relaxed);
+            return Some(index);
+        }
+        if existing == hash
+            && site.depth.load(Relaxed) as usize == frames.len()
+            && site
+                .frames
+                .iter()
+                .zip(frames)
+                .all(|(slot, frame)| slot.load(Relaxed) == *frame)
+        {
+            return Some(index);
+        }
+    }
+    None
+}
+
+fn live_home(ptr: usize) -> usize {
+    (ptr.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20) % LIVE_CAP
+}
+
+/// Caller holds the site lock, so it is the only writer of `EMPTY`/`TOMBSTONE` slots.
+fn insert_live(ptr: usize, site: usize, size: usize) -> bool {
+    let home = live_home(ptr);
+    for probe in 0..PROBE_LIMIT {
+        let entry = &LIVE_SET[(home + probe) % LIVE_CAP];
+        let current = entry.ptr.load(Relaxed);
+        if current == EMPTY || current == TOMBSTONE {
+            let size = (size as u64).min((1 << 40) - 1);
+            entry.meta.store((site as u64) << 40 | size, Relaxed);
+            // Release: a lookup that sees the pointer also sees its meta.
+            entry.ptr.store(ptr, Release);
+            return true;
+        }
+    }
+    false
+}
+
+/// Lock-free: claims the entry with a CAS so concurrent frees cannot both count it.
+fn untrack(ptr: usize) {
+    let home = live_home(ptr);
+    for probe in 0..PROBE_LIMIT {
+        let index = (home + probe) % LIVE_CAP;
+        let entry = &LIVE_SET[index];
+        let current = entry.ptr.load(Acquire);
+        if current == EMPTY {
+            return;
+        }
+        if current != ptr {
+            continue;
+        }
+        let meta = entry.meta.load(Relaxed);
+        if entry
+            .ptr
+            .compare_exchange(ptr, TOMBSTONE, Relaxed, Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        LIVE_SAMPLES.fetch_sub(1, Relaxed);
+        let site = &SITE_TABLE[(meta >> 40) as usize % SITES];
+        site.free_count.fetch_add(1, Relaxed);
+        site.free_bytes.fetch_add(meta & ((1 << 40) - 1), Relaxed);
+        clear_tombstones(index);
+        return;
+    }
+}
+
+/// Turns tombstones back into empty slots where no probe chain can pass through them (the next
+/// slot is empty), so lookups keep stopping early. Only under the site lock (no insert can
+/// race); if the lock is busy the tombstone simply stays.
+fn clear_tombstones(index: usize) {
+    if !try_lock_sites() {
+        return;
+    }
+    let mut at = index;
+    for _ in 0..PROBE_LIMIT {
+        let next = &LIVE_SET[(at + 1) % LIVE_CAP];
+        let entry = &LIVE_SET[at];
+        if entry.ptr.load(Relaxed) != TOMBSTONE || next.ptr.load(Relaxed) != EMPTY {
+            break;
+        }
+        entry.ptr.store(EMPTY, Relaxed);
+        at = (at + LIVE_CAP - 1) % LIVE_CAP;
+    }
+    unlock_sites();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stack capture.
+
+/// Walks the frame-pointer chain (the build sets `-C force-frame-pointers=yes`). Every frame
+/// address is checked against this thread's stack bounds, so a broken chain (C code without
+/// frame pointers) only ends the walk early and never reads outside the stack.
+fn capture_stack(state: &ThreadState, out: &mut [usize; MAX_FRAMES]) -> usize {
+    if state.stack_high.get() == 0 {
+        let (low, high) = thread_stack_bounds();
+        state.stack_low.set(low);
+        // 1 marks "unknown" so we do not ask again; no frame can satisfy fp + 16 <= 1.
+        state.stack_high.set(high.max(1));
+    }
+    let (low, high) = (state.stack_low.get(), state.stack_high.get());
+    let mut fp = frame_pointer();
+    let mut depth = 0;
+    while depth < MAX_FRAMES {
+        if fp < low || fp.saturating_add(16) > high || !fp.is_multiple_of(8) {
+            break;
+        }
+        // SAFETY: fp is 8-aligned and [fp, fp + 16) lies inside this thread's mapped stack.
+        let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
+        if ret == 0 {
+            break;
+        }
+        out[depth] = ret;
+        depth += 1;
+        if next <= fp {
+            break;
+        }
+        fp = next;
+    }
+    depth
+}
+
+#[inline(always)]
+fn frame_pointer() -> usize {
+    let fp: usize;
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: reads a register only.
+    unsafe {
+        std::arch::asm!("mov {}, rbp", out(reg) fp, options(nomem, nostack, preserves_flags));
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: reads a register only.
+    unsafe {
+        std::arch::asm!("mov {}, x29", out(reg) fp, options(nomem, nostack, preserves_flags));
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        fp = 0;
+    }
+    fp
+}
+
+/// The calling thread's stack as `[low, high)`, or `(0, 0)` when unknown. May allocate inside
+/// glibc (affinity mask, /proc/self/maps for the main thread): callers hold the `busy` guard,
+/// so those allocations are counted but never sampled.
+#[cfg(target_os = "linux")]
+fn thread_stack_bounds() -> (usize, usize) {
+    // SAFETY: attr is initialised by pthread_getattr_np before use and destroyed after.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
+            return (0, 0);
+        }
+        let mut addr: *mut libc::c_void = std::ptr::null_mut();
+        let mut size: libc::size_t = 0;
+        let ok = libc::pthread_attr_getstack(&attr, &mut addr, &mut size) == 0;
+        libc::pthread_attr_destroy(&mut attr);
+        if ok {
+            (addr as usize, addr as usize + size)
+        } else {
+            (0, 0)
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn thread_stack_bounds() -> (usize, usize) {
+    (0, 0)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    /// The sampler state is process-global; tests that start sampling run one at a time.
+    pub(crate) static SAMPLER_TESTS: Mutex<()> = Mutex::new(());
+
+    #[test]
+    fn poisson_gaps_have_the_requested_mean() {
+        let state = ThreadState {
+            slot: Cell::new(0),
+            pending: Cell::new(0),
+            countdown: Cell::new(0),
+            rng: Cell::new(0),
+            busy: Cell::new(false),
+            stack_low: Cell::new(0),
+            stack_high: Cell::new(0),
+        };
+        let draws = 200_000;
+        let mut sum = 0f64;
+        let mut sum_sq = 0f64;
+        for _ in 0..draws {
+            let gap = exponential_gap(next_random(&state), DEFAULT_SAMPLE_RATE) as f64;
+            assert!(gap >= 1.0);
+            sum += gap;
+            sum_sq += gap * gap;
+        }
+        let mean = sum / draws as f64;
+        let std_dev = (sum_sq / draws as f64 - mean * mean).sqrt();
+        let expected = DEFAULT_SAMPLE_RATE as f64;
+        // Standard error of the mean is rate/sqrt(n) ≈ 0.22%; allow 2%.
+        assert!((mean / expected - 1.0).abs() < 0.02, "mean {mean}");
+        // An exponential distribution has std dev == mean.
+        assert!((std_dev / expected - 1.0).abs() < 0.05, "std dev {std_dev}");
+    }
+
+    #[inline(never)]
+    fn allocate_blocks(allocator: &CountingAlloc, layout: Layout, count: usize) -> Vec<usize> {
+        // SAFETY: non-zero layout; the caller frees every block with the same layout.
+        (0..count)
+            .map(|_| unsafe { allocator.alloc(layout) } as usize)
+            .collect()
+    }
+
+    #[test]
+    fn counters_and_sampling_through_the_allocator_api() {
+        let _serial = SAMPLER_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        let allocator = CountingAlloc::new();
+        let before = heap_stats();
+        start_sampling(64 * 1024);
+        let layout = Layout::from_size_align(4096, 8).unwrap();
+        let mut blocks = allocate_blocks(&allocator, layout, 4096);
+        let during = heap_stats();
+        for block in blocks.drain(..2048) {
+            // SAFETY: allocated above with `layout`.
+            unsafe { allocator.dealloc(block as *mut u8, layout) };
+        }
+        stop_sampling();
+        let sites = snapshot_sites();
+        let stats = sampling_stats();
+        for block in blocks.drain(..) {
+            // SAFETY: allocated above with `layout`.
+            unsafe { allocator.dealloc(block as *mut u8, layout) };
+        }
+        let after = heap_stats();
+
+        // `CountingAlloc` is also this test binary's global allocator (see the end of this
+        // file), so other tests move the counters too: check ranges around our 16 MiB.
+        let mib = 1 << 20;
+        assert!(during.allocations - before.allocations >= 4096);
+        let grew = during.live_bytes as i64 - before.live_bytes as i64;
+        assert!((grew - 16 * mib).abs() < 4 * mib, "grew {grew}");
+        assert!(during.peak_bytes >= during.live_bytes);
+        assert!(after.frees - before.frees >= 4096);
+        let net = after.live_bytes as i64 - before.live_bytes as i64;
+        assert!(net.abs() < 4 * mib, "net {net}");
+
+        // Our 16 MiB at a 64 KiB mean: ~256 samples expected from `allocate_blocks`.
+        let mut symbols = crate::profiling::symbols::Symbolizer::new();
+        let ours: Vec<&SampledSite> = sites
+            .iter()
+            .filter(|site| {
+                site.frames.iter().any(|ip| {
+                    symbols
+                        .resolve(*ip)
+                        .iter()
+                        .any(|f| f.function.ends_with("alloc::tests::allocate_blocks"))
+                })
+            })
+            .collect();
+        let alloc: u64 = ours.iter().map(|s| s.alloc_count).sum();
+        let freed: u64 = ours.iter().map(|s| s.free_count).sum();
+        assert!((150..400).contains(&alloc), "samples {alloc}");
+        assert!(stats.samples >= alloc);
+        // About half the sampled blocks were freed while sampling.
+        assert!(
+            freed > alloc / 4 && freed < alloc * 3 / 4,
+            "{freed} of {alloc}"
+        );
+        assert!(sites.iter().all(|s| !s.frames.is_empty()));
+    }
+
+    /// Prints the wrapper's cost per alloc+free pair next to plain `System` (run with
+    /// `--nocapture`); asserts only a loose bound so a loaded machine does not fail it.
+    #[test]
+    fn wrapper_cost_is_small() {
+        let _serial = SAMPLER_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        let allocator = CountingAlloc::new();
+        let layout = Layout::from_size_align(256, 8).unwrap();
+        let rounds = 2_000_000u32;
+        let time = |f: &dyn Fn()| {
+            let start = Instant::now();
+            for _ in 0..rounds {
+                f();
+            }
+            start.elapsed().as_nanos() as f64 / f64::from(rounds)
+        };
+        // SAFETY (both closures): allocate and immediately free with the same layout.
+        let system = time(&|| unsafe {
+            let p = System.alloc(layout);
+            System.dealloc(std::hint::black_box(p), layout);
+        });
+        let counting = time(&|| unsafe {
+            let p = allocator.alloc(layout);
+            allocator.dealloc(std::hint::black_box(p), layout);
+        });
+        println!("alloc+free: System {system:.1} ns, CountingAlloc {counting:.1} ns");
+        // Unoptimized builds do not inline the TLS access; only bound optimized builds.
+        if !cfg!(debug_assertions) {
+            assert!(counting < system * 5.0 + 50.0, "{counting} vs {system}");
+        }
+    }
+
+    /// The library's own test binary runs on `CountingAlloc` too, so every unit test (CPU
+    /// sessions, symbolization, report rendering, several threads) exercises the real
+    /// allocator path: re-entrancy, TLS access inside malloc, frame-pointer walks.
+    #[global_allocator]
+    static TEST_ALLOCATOR: CountingAlloc = CountingAlloc::new();
 }

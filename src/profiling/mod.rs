@@ -1,3 +1,1059 @@
-//! In-process CPU and heap profiling (placeholder).
+//! In-process CPU and heap profiling: the `Profiler`, single owner of every profiling session.
+//!
+//! Owns the session lifecycle. One session (CPU, heap or both) runs at a time; a second
+//! `start` gets `ProfilingError::Busy`. Each session has its own thread, which is the only
+//! place a pprof-rs `ProfilerGuard` ever lives: it arms the guard, ticks the heap growth
+//! timeline once per second, and on stop (or when `seconds` run out) copies the samples out
+//! *before* dropping the guard, symbolizes, renders and writes the artifacts atomically. So
+//! report building and symbolization never run on a request thread, and `stop()` only waits
+//! for that thread's result. Callers (the `/debug` handler, the SLA monitor, serve's shutdown)
+//! all go through this type; nothing else may touch pprof-rs or the allocator's sampler.
+//!
+//! Submodules: `alloc` (the global allocator: exact counters, sampled sites), `heap` (timeline,
+//! unbiasing), `cpu` (the guard), `symbols`, `cpu_report`/`heap_report` (Markdown),
+//! `pprof_out` (gzip protobuf), `flamegraph` (SVG), `artifacts` (names, atomic writes),
+//! `workload` (self-check endpoints' hot function and planted allocation).
 
 pub mod alloc;
+pub mod artifacts;
+pub mod cpu;
+pub mod cpu_report;
+pub mod flamegraph;
+pub mod heap;
+pub mod heap_report;
+pub mod pprof_out;
+pub mod symbols;
+pub mod workload;
+
+use std::collections::VecDeque;
+use std::error::Error as StdError;
+use std::fmt;
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+pub use artifacts::{ArtifactKind, Naming, ReportFile, check_writable};
+
+use crate::process;
+use crate::profiling::alloc::HeapStats;
+use crate::profiling::cpu::{CpuCollector, CpuProfile};
+use crate::profiling::heap::{HeapPoint, HeapProfile, Timeline};
+use crate::profiling::pprof_out::HeapView;
+use crate::profiling::symbols::Symbolizer;
+
+/// Finished sessions remembered for `/debug/profiling/status`.
+const HISTORY: usize = 50;
+/// Longest `stop()` waits for the session thread to write its files.
+const STOP_WAIT: Duration = Duration::from_secs(120);
+/// Longest `seconds` a session may ask for (an hour).
+pub const MAX_SESSION_SECONDS: u64 = 3600;
+
+#[derive(Clone, Debug)]
+pub struct ProfilerSettings {
+    /// CPU sampling frequency (`PROFILING_CPU_HZ`, default 99).
+    pub cpu_hz: i32,
+    /// Default output directory of `/debug` sessions (`PROFILING_OUTPUT_DIR`).
+    pub manual_dir: PathBuf,
+    /// Mean bytes between heap samples (default 512 KiB, as Go and jemalloc).
+    pub heap_sample_rate: u64,
+}
+
+impl Default for ProfilerSettings {
+    fn default() -> Self {
+        ProfilerSettings {
+            cpu_hz: cpu::DEFAULT_HZ,
+            manual_dir: PathBuf::from("profiles/current"),
+            heap_sample_rate: alloc::DEFAULT_SAMPLE_RATE,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionKind {
+    Cpu,
+    Heap,
+    Both,
+}
+
+impl SessionKind {
+    pub fn parse(text: &str) -> Option<SessionKind> {
+        match text {
+            "cpu" => Some(SessionKind::Cpu),
+            "heap" => Some(SessionKind::Heap),
+            "both" => Some(SessionKind::Both),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Cpu => "cpu",
+            SessionKind::Heap => "heap",
+            SessionKind::Both => "both",
+        }
+    }
+
+    pub fn has_cpu(self) -> bool {
+        matches!(self, SessionKind::Cpu | SessionKind::Both)
+    }
+
+    pub fn has_heap(self) -> bool {
+        matches!(self, SessionKind::Heap | SessionKind::Both)
+    }
+}
+
+/// Why an SLA session was started; written into the reports' metadata.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SlaContext {
+    pub route: String,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub threshold_p95_ms: u64,
+    pub threshold_p99_ms: u64,
+    pub window_samples: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Trigger {
+    /// `/debug/profiling/start`.
+    Manual,
+    /// serve's `--cpu-prof*`/`--heap-prof*` flags: written when the process exits.
+    Exit,
+    /// `/debug/pprof/profile`: bytes returned to the caller.
+    Pprof,
+    /// The SLA monitor.
+    Sla(SlaContext),
+}
+
+impl Trigger {
+    pub fn kind(&self) -> TriggerKind {
+        match self {
+            Trigger::Manual => TriggerKind::Manual,
+            Trigger::Exit => TriggerKind::Exit,
+            Trigger::Pprof => TriggerKind::Pprof,
+            Trigger::Sla(_) => TriggerKind::Sla,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TriggerKind {
+    Manual,
+    Exit,
+    Pprof,
+    Sla,
+}
+
+impl TriggerKind {
+    pub const ALL: [TriggerKind; 4] = [
+        TriggerKind::Manual,
+        TriggerKind::Exit,
+        TriggerKind::Pprof,
+        TriggerKind::Sla,
+    ];
+
+    /// The metadata value and metric label: `manual`, `sigterm`, `pprof`, `sla`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerKind::Manual => "manual",
+            TriggerKind::Exit => "sigterm",
+            TriggerKind::Pprof => "pprof",
+            TriggerKind::Sla => "sla",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            TriggerKind::Manual => 0,
+            TriggerKind::Exit => 1,
+            TriggerKind::Pprof => 2,
+            TriggerKind::Sla => 3,
+        }
+    }
+}
+
+/// Which files a session writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Formats {
+    pub cpu_md: bool,
+    pub cpu_pprof: bool,
+    pub cpu_svg: bool,
+    pub heap_md: bool,
+    pub heap_pprof: bool,
+}
+
+impl Formats {
+    pub fn all() -> Formats {
+        Formats {
+            cpu_md: true,
+            cpu_pprof: true,
+            cpu_svg: true,
+            heap_md: true,
+            heap_pprof: true,
+        }
+    }
+
+    pub fn none() -> Formats {
+        Formats::default()
+    }
+
+    fn wants(self, kind: ArtifactKind) -> bool {
+        match kind {
+            ArtifactKind::CpuMarkdown => self.cpu_md,
+            ArtifactKind::CpuPprof => self.cpu_pprof,
+            ArtifactKind::CpuSvg => self.cpu_svg,
+            ArtifactKind::HeapMarkdown => self.heap_md,
+            ArtifactKind::HeapPprof => self.heap_pprof,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputSpec {
+    pub dir: PathBuf,
+    pub naming: Naming,
+    pub formats: Formats,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionRequest {
+    pub kind: SessionKind,
+    pub trigger: Trigger,
+    pub output: OutputSpec,
+    /// Auto-stop after this many seconds (artifacts are written as on `stop`).
+    pub seconds: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionInfo {
+    /// `profile-<epoch ms>-<hex>`.
+    pub id: String,
+    pub kind: SessionKind,
+    pub trigger: TriggerKind,
+    pub started: SystemTime,
+    /// ISO-8601 UTC of `started`.
+    pub started_at: String,
+    pub seconds: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Artifact {
+    pub kind: ArtifactKind,
+    pub path: PathBuf,
+}
+
+#[derive(Clone, Debug)]
+pub struct FinishedSession {
+    pub info: SessionInfo,
+    pub ended_at: String,
+    pub duration: Duration,
+    /// Files written, in the order CPU md, pb.gz, svg, heap md, pb.gz.
+    pub artifacts: Vec<Artifact>,
+    pub cpu_samples: Option<u64>,
+    pub heap_samples: Option<u64>,
+    /// The gzipped CPU pprof, kept in memory for `Trigger::Pprof` sessions only.
+    pub cpu_pprof_gz: Option<Arc<Vec<u8>>>,
+    /// Artifacts that could not be built or written (also logged).
+    pub errors: Vec<String>,
+}
+
+impl FinishedSession {
+    pub fn artifact_paths(&self) -> Vec<PathBuf> {
+        self.artifacts.iter().map(|a| a.path.clone()).collect()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ProfilerStatus {
+    pub active: Option<SessionInfo>,
+    /// Finished sessions, oldest first (at most 50).
+    pub sessions: Vec<FinishedSession>,
+    pub last: Option<FinishedSession>,
+}
+
+/// An artifact listed by `/debug/profiling/reports`.
+#[derive(Clone, Debug)]
+pub struct ReportEntry {
+    pub session_id: Option<String>,
+    pub file: ReportFile,
+}
+
+#[derive(Clone, Debug)]
+pub enum ProfilingError {
+    Busy,
+    InvalidRequest(String),
+    Io {
+        path: PathBuf,
+        source: Arc<io::Error>,
+    },
+    Pprof(String),
+    Flamegraph(String),
+    Spawn(Arc<io::Error>),
+    SessionFailed(String),
+    Timeout,
+}
+
+impl fmt::Display for ProfilingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProfilingError::Busy => f.write_str("a profiling session is already running"),
+            ProfilingError::InvalidRequest(why) => write!(f, "invalid profiling request: {why}"),
+            ProfilingError::Io { path, .. } => write!(f, "cannot write {}", path.display()),
+            ProfilingError::Pprof(why) => write!(f, "cpu profiler failed: {why}"),
+            ProfilingError::Flamegraph(why) => write!(f, "flamegraph rendering failed: {why}"),
+            ProfilingError::Spawn(_) => f.write_str("cannot start the profiling thread"),
+            ProfilingError::SessionFailed(why) => write!(f, "profiling session failed: {why}"),
+            ProfilingError::Timeout => {
+                f.write_str("timed out waiting for the profiling session to finish")
+            }
+        }
+    }
+}
+
+impl StdError for ProfilingError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            ProfilingError::Io { source, .. } | ProfilingError::Spawn(source) => {
+                Some(source.as_ref())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The process's profiler. Cheap to share (`Arc<Profiler>`); all methods take `&self`.
+pub struct Profiler {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: ProfilerSettings,
+    state: Mutex<State>,
+    /// Shared by sessions and debug requests; the DWARF cache is loaded once per process.
+    symbols: Mutex<Symbolizer>,
+    totals: [AtomicU64; 4],
+    retained: workload::Retained,
+}
+
+#[derive(Default)]
+struct State {
+    active: Option<ActiveSession>,
+    history: VecDeque<FinishedSession>,
+    /// Start of the heap session whose sites the allocator currently holds.
+    heap_sites_from: Option<HeapOrigin>,
+}
+
+#[derive(Clone)]
+struct HeapOrigin {
+    started: SystemTime,
+    stats_at_start: HeapStats,
+    timeline: Vec<HeapPoint>,
+}
+
+struct ActiveSession {
+    info: SessionInfo,
+    commands: Sender<Command>,
+    completion: Arc<Completion>,
+}
+
+enum Command {
+    Stop { extra: Vec<(String, String)> },
+}
+
+/// The session thread's result, waited for by every `stop()` caller.
+#[derive(Default)]
+struct Completion {
+    result: Mutex<Option<Result<FinishedSession, ProfilingError>>>,
+    ready: Condvar,
+}
+
+impl Completion {
+    fn set(&self, result: Result<FinishedSession, ProfilingError>) {
+        *lock(&self.result) = Some(result);
+        self.ready.notify_all();
+    }
+
+    fn wait(&self, limit: Duration) -> Result<FinishedSession, ProfilingError> {
+        let deadline = Instant::now() + limit;
+        let mut result = lock(&self.result);
+        loop {
+            if let Some(done) = result.as_ref() {
+                return done.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ProfilingError::Timeout);
+            }
+            result = match self.ready.wait_timeout(result, left) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+}
+
+/// A poisoned lock only means another thread panicked mid-update; our state stays usable.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Profiler {
+    pub fn new(settings: ProfilerSettings) -> Arc<Profiler> {
+        Arc::new(Profiler {
+            inner: Arc::new(Inner {
+                settings,
+                state: Mutex::new(State::default()),
+                symbols: Mutex::new(Symbolizer::new()),
+                totals: Default::default(),
+                retained: workload::Retained::default(),
+            }),
+        })
+    }
+
+    pub fn settings(&self) -> &ProfilerSettings {
+        &self.inner.settings
+    }
+
+    /// Starts a session; returns once sampling is armed. `Busy` while another session runs.
+    pub fn start(&self, request: SessionRequest) -> Result<SessionInfo, ProfilingError> {
+        self.start_session(request).map(|(info, _)| info)
+    }
+
+    fn start_session(
+        &self,
+        request: SessionRequest,
+    ) -> Result<(SessionInfo, Arc<Completion>), ProfilingError> {
+        if let Some(seconds) = request.seconds
+            && !(1..=MAX_SESSION_SECONDS).contains(&seconds)
+        {
+            return Err(ProfilingError::InvalidRequest(format!(
+                "seconds must be 1..={MAX_SESSION_SECONDS}"
+            )));
+        }
+        let mut state = lock(&self.inner.state);
+        if state.active.is_some() {
+            return Err(ProfilingError::Busy);
+        }
+        let started = SystemTime::now();
+        let since_epoch = started
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut random = [0u8; 4];
+        crate::ids::fill_random(&mut random);
+        let info = SessionInfo {
+            id: format!(
+                "profile-{}-{:08x}",
+                since_epoch.as_millis(),
+                u32::from_le_bytes(random)
+            ),
+            kind: request.kind,
+            trigger: request.trigger.kind(),
+            started,
+            started_at: crate::timefmt::iso8601_millis(
+                since_epoch.as_secs() as i64,
+                since_epoch.subsec_millis(),
+            ),
+            seconds: request.seconds,
+        };
+        let (commands, commands_rx) = crossbeam_channel::bounded(4);
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+        let completion = Arc::new(Completion::default());
+        let session = Session {
+            inner: Arc::clone(&self.inner),
+            request,
+            info: info.clone(),
+            completion: Arc::clone(&completion),
+        };
+        thread::Builder::new()
+            .name("profiler-session".into())
+            .spawn(move || session.run(commands_rx, ready_tx))
+            .map_err(|err| ProfilingError::Spawn(Arc::new(err)))?;
+        // Marked active before sampling is armed so a concurrent start is refused.
+        state.active = Some(ActiveSession {
+            info: info.clone(),
+            commands,
+            completion: Arc::clone(&completion),
+        });
+        drop(state);
+        let armed = ready_rx.recv().unwrap_or_else(|_| {
+            Err(ProfilingError::SessionFailed(
+                "session thread exited early".into(),
+            ))
+        });
+        match armed {
+            Ok(()) => {
+                self.inner.totals[info.trigger.index()].fetch_add(1, Ordering::Relaxed);
+                log::info!(
+                    "profiling session {} started (type {}, trigger {})",
+                    info.id,
+                    info.kind.as_str(),
+                    info.trigger.as_str()
+                );
+                Ok((info, completion))
+            }
+            Err(err) => {
+                let mut state = lock(&self.inner.state);
+                if state.active.as_ref().map(|a| &a.info.id) == Some(&info.id) {
+                    state.active = None;
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Stops the running session, waits for its artifacts and returns them. `Ok(None)` when
+    /// nothing runs.
+    pub fn stop(&self) -> Result<Option<FinishedSession>, ProfilingError> {
+        self.stop_with_metadata(Vec::new())
+    }
+
+    /// `stop`, with `extra` rows appended to the reports' metadata tables.
+    pub fn stop_with_metadata(
+        &self,
+        extra: Vec<(String, String)>,
+    ) -> Result<Option<FinishedSession>, ProfilingError> {
+        let (commands, completion) = {
+            let state = lock(&self.inner.state);
+            match &state.active {
+                Some(active) => (active.commands.clone(), Arc::clone(&active.completion)),
+                None => return Ok(None),
+            }
+        };
+        // The session may be finishing on its own (auto-stop) and no longer listening; then
+        // its completion still arrives and we return that.
+        let _ = commands.try_send(Command::Stop { extra });
+        completion.wait(STOP_WAIT).map(Some)
+    }
+
+    pub fn is_active(&self) -> bool {
+        lock(&self.inner.state).active.is_some()
+    }
+
+    pub fn active_session(&self) -> Option<SessionInfo> {
+        lock(&self.inner.state)
+            .active
+            .as_ref()
+            .map(|a| a.info.clone())
+    }
+
+    pub fn status(&self) -> ProfilerStatus {
+        let state = lock(&self.inner.state);
+        ProfilerStatus {
+            active: state.active.as_ref().map(|a| a.info.clone()),
+            sessions: state.history.iter().cloned().collect(),
+            last: state.history.back().cloned(),
+        }
+    }
+
+    /// Sessions started successfully, by trigger (`profiling_sessions_total{trigger}`).
+    pub fn sessions_total(&self, trigger: TriggerKind) -> u64 {
+        self.inner.totals[trigger.index()].load(Ordering::Relaxed)
+    }
+
+    /// Runs a CPU session of `seconds` without writing files and returns the gzipped pprof
+    /// (`/debug/pprof/profile`). Blocks the caller for the duration.
+    pub fn cpu_pprof_for(&self, seconds: u64) -> Result<Vec<u8>, ProfilingError> {
+        let request = SessionRequest {
+            kind: SessionKind::Cpu,
+            trigger: Trigger::Pprof,
+            output: OutputSpec {
+                dir: self.inner.settings.manual_dir.clone(),
+                naming: Naming::Standard,
+                formats: Formats::none(),
+            },
+            seconds: Some(seconds),
+        };
+        let (_, completion) = self.start_session(request)?;
+        let finished = completion.wait(Duration::from_secs(seconds) + STOP_WAIT)?;
+        match finished.cpu_pprof_gz {
+            Some(bytes) => Ok(bytes.as_ref().clone()),
+            None => Err(ProfilingError::SessionFailed(
+                finished
+                    .errors
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "no profile was produced".into()),
+            )),
+        }
+    }
+
+    /// The sampled heap as gzipped pprof: the running heap session, else the last one, else an
+    /// empty sample set carrying the exact counters (`/debug/pprof/heap`, `/allocs`).
+    pub fn heap_pprof(&self, view: HeapView) -> Vec<u8> {
+        let profile = self.heap_snapshot();
+        pprof_out::heap_pprof_gz(&profile, view)
+    }
+
+    /// See `heap_pprof`.
+    pub fn heap_snapshot(&self) -> HeapProfile {
+        let origin = lock(&self.inner.state).heap_sites_from.clone();
+        match origin {
+            Some(origin) => {
+                let mut symbols = lock(&self.inner.symbols);
+                heap::snapshot(
+                    origin.started,
+                    origin.stats_at_start,
+                    origin.timeline,
+                    &mut symbols,
+                )
+            }
+            None => {
+                let stats = alloc::heap_stats();
+                HeapProfile {
+                    started: SystemTime::now(),
+                    duration: Duration::ZERO,
+                    stats,
+                    stats_at_start: stats,
+                    rss_bytes: process::resident_bytes(),
+                    peak_rss_bytes: process::peak_resident_bytes(),
+                    rate: self.inner.settings.heap_sample_rate,
+                    samples: 0,
+                    dropped: 0,
+                    threads: alloc::counted_threads(),
+                    timeline: Vec::new(),
+                    sites: Vec::new(),
+                }
+            }
+        }
+    }
+
+    /// Artifacts on disk: the manual directory plus every remembered session's files.
+    pub fn reports(&self) -> Vec<ReportEntry> {
+        let sessions: Vec<(String, Vec<Artifact>)> = lock(&self.inner.state)
+            .history
+            .iter()
+            .map(|s| (s.info.id.clone(), s.artifacts.clone()))
+            .collect();
+        let session_of = |path: &Path| {
+            sessions
+                .iter()
+                .find(|(_, artifacts)| artifacts.iter().any(|a| a.path == path))
+                .map(|(id, _)| id.clone())
+        };
+        let mut entries: Vec<ReportEntry> = artifacts::list_dir(&self.inner.settings.manual_dir)
+            .into_iter()
+            .map(|file| ReportEntry {
+                session_id: session_of(&file.path),
+                file,
+            })
+            .collect();
+        for (id, artifacts) in &sessions {
+            for artifact in artifacts {
+                if entries.iter().any(|e| e.file.path == artifact.path) {
+                    continue;
+                }
+                let Ok(meta) = std::fs::metadata(&artifact.path) else {
+                    continue;
+                };
+                entries.push(ReportEntry {
+                    session_id: Some(id.clone()),
+                    file: ReportFile {
+                        path: artifact.path.clone(),
+                        file_name: artifact
+                            .path
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                        kind: if artifact.kind.is_cpu() {
+                            "cpu"
+                        } else {
+                            "heap"
+                        },
+                        size: meta.len(),
+                        modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    },
+                });
+            }
+        }
+        entries.sort_by_key(|entry| std::cmp::Reverse(entry.file.modified));
+        entries
+    }
+
+    /// Deletes every listed report and forgets finished sessions (the active one stays).
+    /// Returns (reports deleted, sessions forgotten).
+    pub fn cleanup(&self) -> (usize, usize) {
+        let mut deleted = 0;
+        for entry in self.reports() {
+            if std::fs::remove_file(&entry.file.path).is_ok() {
+                deleted += 1;
+            }
+        }
+        let mut state = lock(&self.inner.state);
+        let forgotten = state.history.len();
+        state.history.clear();
+        (deleted, forgotten)
+    }
+
+    /// The `/debug/workload/retain` memory.
+    pub fn retained(&self) -> &workload::Retained {
+        &self.inner.retained
+    }
+}
+
+/// Everything one session thread owns.
+struct Session {
+    inner: Arc<Inner>,
+    request: SessionRequest,
+    info: SessionInfo,
+    completion: Arc<Completion>,
+}
+
+/// What the collection phase hands to the writing phase.
+struct Collected {
+    cpu: Option<Result<CpuProfile, ProfilingError>>,
+    heap: Option<HeapProfile>,
+    extra: Vec<(String, String)>,
+    ended: SystemTime,
+}
+
+impl Session {
+    fn run(self, commands: Receiver<Command>, ready: Sender<Result<(), ProfilingError>>) {
+        let kind = self.request.kind;
+        let cpu = if kind.has_cpu() {
+            match CpuCollector::start(self.inner.settings.cpu_hz) {
+                Ok(collector) => Some(collector),
+                Err(err) => {
+                    let _ = ready.send(Err(err));
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        let mut timeline = Timeline::default();
+        let began = Instant::now();
+        let heap_origin = if kind.has_heap() {
+            let stats_at_start = alloc::heap_stats();
+            alloc::start_sampling(self.inner.settings.heap_sample_rate);
+            timeline.record(Duration::ZERO);
+            Some(stats_at_start)
+        } else {
+            None
+        };
+        if let Some(stats_at_start) = heap_origin {
+            lock(&self.inner.state).heap_sites_from = Some(HeapOrigin {
+                started: self.info.started,
+                stats_at_start,
+                timeline: Vec::new(),
+            });
+        }
+        let _ = ready.send(Ok(()));
+
+        let deadline = self.request.seconds.map(|s| began + Duration::from_secs(s));
+        let mut next_tick = began + Duration::from_secs(1);
+        let extra = loop {
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                break Vec::new();
+            }
+            let mut wake = next_tick;
+            if let Some(deadline) = deadline {
+                wake = wake.min(deadline);
+            }
+            match commands.recv_timeout(wake.saturating_duration_since(now)) {
+                Ok(Command::Stop { extra }) => break extra,
+                Err(RecvTimeoutError::Timeout) => {
+                    if Instant::now() >= next_tick {
+                        if heap_origin.is_some() {
+                            timeline.record(began.elapsed());
+                        }
+                        next_tick += Duration::from_secs(1);
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => break Vec::new(),
+            }
+        };
+
+        // Collection ends here; any panic below still completes the session with an error
+        // rather than leaving `stop()` callers waiting.
+        let inner = Arc::clone(&self.inner);
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            let cpu = cpu.map(|collector| {
+                let mut symbols = lock(&inner.symbols);
+                collector.finish(&mut symbols)
+            });
+            let heap = heap_origin.map(|stats_at_start| {
+                timeline.record(began.elapsed());
+                alloc::stop_sampling();
+                let mut symbols = lock(&inner.symbols);
+                heap::snapshot(
+                    self.info.started,
+                    stats_at_start,
+                    timeline.points.clone(),
+                    &mut symbols,
+                )
+            });
+            if let Some(stats_at_start) = heap_origin {
+                lock(&inner.state).heap_sites_from = Some(HeapOrigin {
+                    started: self.info.started,
+                    stats_at_start,
+                    timeline: timeline.points.clone(),
+                });
+            }
+            self.write(Collected {
+                cpu,
+                heap,
+                extra,
+                ended: SystemTime::now(),
+            })
+        }));
+        alloc::stop_sampling();
+        let result = match outcome {
+            Ok(result) => result,
+            Err(_) => Err(ProfilingError::SessionFailed(
+                "the session thread panicked while writing reports".into(),
+            )),
+        };
+        {
+            let mut state = lock(&self.inner.state);
+            state.active = None;
+            if let Ok(finished) = &result {
+                let mut remembered = finished.clone();
+                // The pprof bytes belong to the waiting request, not to the history.
+                remembered.cpu_pprof_gz = None;
+                if state.history.len() >= HISTORY {
+                    state.history.pop_front();
+                }
+                state.history.push_back(remembered);
+            }
+        }
+        match &result {
+            Ok(finished) => log::info!(
+                "profiling session {} finished after {:.1}s: {} file(s)",
+                finished.info.id,
+                finished.duration.as_secs_f64(),
+                finished.artifacts.len()
+            ),
+            Err(err) => log::error!("profiling session {} failed: {err}", self.info.id),
+        }
+        self.completion.set(result);
+    }
+
+    /// Renders and writes every requested artifact; one failing file does not stop the rest.
+    fn write(&self, collected: Collected) -> Result<FinishedSession, ProfilingError> {
+        let output = &self.request.output;
+        let formats = output.formats;
+        let names = artifacts::Names::new(
+            output.naming.clone(),
+            &output.dir,
+            self.info.started,
+            std::process::id(),
+        );
+        let duration = collected
+            .ended
+            .duration_since(self.info.started)
+            .unwrap_or_default();
+        let mut finished = FinishedSession {
+            info: self.info.clone(),
+            ended_at: iso(collected.ended),
+            duration,
+            artifacts: Vec::new(),
+            cpu_samples: None,
+            heap_samples: None,
+            cpu_pprof_gz: None,
+            errors: Vec::new(),
+        };
+        let mut first_error = None;
+        let mut wanted = 0;
+        let mut outputs: Vec<(ArtifactKind, Result<Vec<u8>, ProfilingError>)> = Vec::new();
+
+        match collected.cpu {
+            Some(Ok(profile)) => {
+                finished.cpu_samples = Some(profile.samples());
+                let rows = self.cpu_metadata(&profile, &collected.extra);
+                if formats.cpu_md {
+                    let md = cpu_report::render(&profile, &rows);
+                    outputs.push((ArtifactKind::CpuMarkdown, Ok(md.into_bytes())));
+                }
+                let keep_bytes = self.request.trigger == Trigger::Pprof;
+                if formats.cpu_pprof || keep_bytes {
+                    let gz = pprof_out::cpu_pprof_gz(&profile);
+                    if keep_bytes && let Ok(bytes) = &gz {
+                        finished.cpu_pprof_gz = Some(Arc::new(bytes.clone()));
+                    }
+                    if formats.cpu_pprof {
+                        outputs.push((ArtifactKind::CpuPprof, gz));
+                    }
+                }
+                if formats.cpu_svg {
+                    let title = format!("CPU {} ({})", self.info.started_at, self.info.id);
+                    outputs.push((
+                        ArtifactKind::CpuSvg,
+                        flamegraph::render_svg(&profile, &title),
+                    ));
+                }
+            }
+            Some(Err(err)) => {
+                for kind in [
+                    ArtifactKind::CpuMarkdown,
+                    ArtifactKind::CpuPprof,
+                    ArtifactKind::CpuSvg,
+                ] {
+                    if formats.wants(kind) {
+                        outputs.push((kind, Err(err.clone())));
+                    }
+                }
+                if self.request.trigger == Trigger::Pprof {
+                    finished.errors.push(err.to_string());
+                    first_error.get_or_insert(err);
+                }
+            }
+            None => {}
+        }
+        if let Some(profile) = &collected.heap {
+            finished.heap_samples = Some(profile.samples);
+            let rows = self.heap_metadata(profile, &collected.extra);
+            if formats.heap_md {
+                let md = heap_report::render(profile, &rows);
+                outputs.push((ArtifactKind::HeapMarkdown, Ok(md.into_bytes())));
+            }
+            if formats.heap_pprof {
+                outputs.push((
+                    ArtifactKind::HeapPprof,
+                    Ok(pprof_out::heap_pprof_gz(profile, HeapView::InUse)),
+                ));
+            }
+        }
+
+        if !outputs.is_empty()
+            && let Err(err) = std::fs::create_dir_all(&output.dir)
+        {
+            first_error.get_or_insert(ProfilingError::Io {
+                path: output.dir.clone(),
+                source: Arc::new(err),
+            });
+        }
+        for (kind, bytes) in outputs {
+            wanted += 1;
+            let path = output.dir.join(names.file_name(kind));
+            let written = bytes.and_then(|bytes| artifacts::write_atomic(&path, &bytes));
+            match written {
+                Ok(()) => finished.artifacts.push(Artifact { kind, path }),
+                Err(err) => {
+                    log::error!("profiling: {}: {err}", path.display());
+                    finished.errors.push(format!("{}: {err}", path.display()));
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        match first_error {
+            // Nothing usable came out of a session that was asked for something: an error.
+            Some(err)
+                if finished.artifacts.is_empty()
+                    && (wanted > 0 || finished.cpu_pprof_gz.is_none()) =>
+            {
+                Err(err)
+            }
+            _ => Ok(finished),
+        }
+    }
+
+    fn common_rows(&self, rows: &mut Vec<(String, String)>) {
+        rows.push(("trigger".into(), self.info.trigger.as_str().into()));
+        rows.push(("session_id".into(), self.info.id.clone()));
+        rows.push(("started".into(), self.info.started_at.clone()));
+    }
+
+    fn trailing_rows(&self, rows: &mut Vec<(String, String)>, extra: &[(String, String)]) {
+        if let Trigger::Sla(sla) = &self.request.trigger {
+            rows.push(("route".into(), sla.route.clone()));
+            rows.push(("p95_ms".into(), format!("{:.1}", sla.p95_ms)));
+            rows.push(("p99_ms".into(), format!("{:.1}", sla.p99_ms)));
+            rows.push(("threshold_p95_ms".into(), sla.threshold_p95_ms.to_string()));
+            rows.push(("threshold_p99_ms".into(), sla.threshold_p99_ms.to_string()));
+            rows.push(("window_samples".into(), sla.window_samples.to_string()));
+        }
+        rows.push(("pid".into(), std::process::id().to_string()));
+        rows.extend(extra.iter().cloned());
+    }
+
+    fn cpu_metadata(
+        &self,
+        profile: &CpuProfile,
+        extra: &[(String, String)],
+    ) -> Vec<(String, String)> {
+        let mut rows = Vec::new();
+        self.common_rows(&mut rows);
+        let expected = profile.cpu_seconds * f64::from(profile.frequency);
+        rows.push((
+            "duration_seconds".into(),
+            format!("{:.2}", profile.duration.as_secs_f64()),
+        ));
+        rows.push(("frequency_hz".into(), profile.frequency.to_string()));
+        rows.push(("cpu_seconds".into(), format!("{:.2}", profile.cpu_seconds)));
+        rows.push(("samples_expected".into(), format!("{expected:.0}")));
+        rows.push(("samples_taken".into(), profile.samples().to_string()));
+        rows.push(("threads".into(), profile.threads().to_string()));
+        rows.push(("blocklist".into(), profile.blocklist.join(", ")));
+        rows.push(("unwinder".into(), cpu::UNWINDER.into()));
+        rows.push((
+            "function_key".into(),
+            "function (location = most sampled line)".into(),
+        ));
+        self.trailing_rows(&mut rows, extra);
+        rows
+    }
+
+    fn heap_metadata(
+        &self,
+        profile: &HeapProfile,
+        extra: &[(String, String)],
+    ) -> Vec<(String, String)> {
+        let mut rows = Vec::new();
+        self.common_rows(&mut rows);
+        let start = &profile.stats_at_start;
+        let end = &profile.stats;
+        rows.push((
+            "duration_seconds".into(),
+            format!("{:.2}", profile.duration.as_secs_f64()),
+        ));
+        rows.push(("sampling_rate_bytes".into(), profile.rate.to_string()));
+        rows.push((
+            "sampling".into(),
+            "poisson, unbiased as Go's scaleHeapSample".into(),
+        ));
+        rows.push((
+            "allocations_in_session".into(),
+            end.allocations
+                .saturating_sub(start.allocations)
+                .to_string(),
+        ));
+        rows.push((
+            "bytes_allocated_in_session".into(),
+            end.bytes_allocated
+                .saturating_sub(start.bytes_allocated)
+                .to_string(),
+        ));
+        rows.push((
+            "live_heap_at_start_bytes".into(),
+            start.live_bytes.to_string(),
+        ));
+        rows.push((
+            "peak_heap_error_bound_bytes".into(),
+            (profile.threads as u64 * alloc::PEAK_SLACK_PER_THREAD).to_string(),
+        ));
+        rows.push((
+            "counters".into(),
+            "exact, process lifetime (realloc counts as free + allocation)".into(),
+        ));
+        rows.push(("threads".into(), profile.threads.to_string()));
+        self.trailing_rows(&mut rows, extra);
+        rows
+    }
+}
+
+fn iso(at: SystemTime) -> String {
+    let since = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    crate::timefmt::iso8601_millis(since.as_secs() as i64, since.subsec_millis())
+}
+
+#[cfg(test)]
+mod tests;
