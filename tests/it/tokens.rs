@@ -8,6 +8,9 @@ use serde_json::{Value, json};
 
 use crate::support::{self, AUDIENCE, AUTHORITY, CONSUMER_ID, CONSUMER_KEY, CONSUMER_NAME, Reply};
 
+/// Request headers of one table row.
+type Headers<'a> = Vec<(&'a str, &'a str)>;
+
 const SECOND_ID: &str = "00000000-0000-4000-8000-000000000002";
 const SECOND_NAME: &str = "test-consumer-002";
 
@@ -164,7 +167,7 @@ fn error_table_for_requests() {
     let server = support::serve(&sim.url, &[]);
     let url = format!("{}/tokens", server.url);
     let long = "x".repeat(257);
-    let cases: Vec<(&str, Vec<(&str, &str)>, u16, &str)> = vec![
+    let cases: Vec<(&str, Headers, u16, &str)> = vec![
         ("no headers", vec![], 401, "AUTH_001"),
         (
             "no username",
@@ -254,7 +257,7 @@ fn error_table_for_validation() {
     let server = support::serve(&sim.url, &[]);
     let url = format!("{}/tokens/validate", server.url);
     let [id, name] = support::consumer(CONSUMER_ID, CONSUMER_NAME);
-    let cases: Vec<(Vec<(&str, &str)>, u16, &str)> = vec![
+    let cases: Vec<(Headers, u16, &str)> = vec![
         (vec![id, name], 400, "AUTH_012"),
         (
             vec![("Authorization", "Basic abc"), id, name],
