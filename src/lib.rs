@@ -1,6 +1,63 @@
 //! auth-service: issues and validates short-lived JWTs for Kong consumers, and profiles itself.
 //!
-//! (The full codemap is written once the modules below exist.)
+//! # Bird's-eye view
+//!
+//! Kong authenticates a caller and forwards `X-Consumer-ID` / `X-Consumer-Username`. `/tokens`
+//! looks up that consumer's JWT credential in the Kong Admin API (through a cache, a circuit
+//! breaker and single-flight), signs an HS256 JWT that Kong's jwt plugin accepts, and
+//! `/tokens/validate` checks one. Around that sit health, Prometheus metrics, an in-process
+//! CPU and heap profiler, and offline tools that analyze, compare, archive and clean up the
+//! profiles it writes. One binary, `auth-service`, with one subcommand per job (`src/cmd/`).
+//!
+//! # Code map
+//!
+//! **Request path** (`serve`): `server` binds tiny_http and runs a fixed pool of worker
+//! threads (`server::pool`). Each worker takes a request off tiny_http's queue and hands it to
+//! `server::adapter`, which turns it into our `http::Request`, calls `http::router::route`
+//! inside `catch_unwind`, and writes our `http::Response` back with the request id and CORS
+//! headers. The router is one `match`; handlers live in `handlers/` (`tokens`, `health`,
+//! `metrics`, `openapi`, `debug`). `/tokens` asks `kong::CredentialStore` for the consumer's
+//! credential (`kong::cache` → single-flight → `kong::breaker` → `kong::client`, one
+//! `ureq::Agent`) and signs with `jwt::Issuer`. Errors become problem+json in `http::problem`.
+//!
+//! **Side path**: after writing a response the adapter records it in `metrics` (fixed arrays
+//! of atomics) and hands a latency sample to the SLA monitor with `try_send`; the monitor
+//! thread owns the rolling windows and decides when to profile.
+//!
+//! **Profiling**: `profiling` owns the one pprof guard (CPU) and the sampling state of our
+//! global allocator (`profiling::alloc::CountingAlloc`, installed in `main.rs`), and writes
+//! Markdown, pprof and flamegraph artifacts atomically. `/debug/*`, the exit profile of
+//! `serve --cpu-prof*`/`--heap-prof*` and the SLA monitor all go through `App::profiler`.
+//!
+//! **Tools**: `tools` (analyze, compare, archive, cleanup) read and write the `profiles/`
+//! tree only; `kong_sim` is a faithful Kong Admin API simulator for tests, demos and load.
+//!
+//! **Cross-cutting**: `config` reads every environment variable, `.env` entry and flag once
+//! and validates it (exit 2 on a bad value); `logging` sets up env_logger and states the log
+//! policy; `ids` makes UUIDs and Kong-style keys from batched OS randomness; `timefmt` formats
+//! ISO-8601 without a date crate; `process` reads RSS and CPU time.
+//!
+//! # Architecture invariants
+//!
+//! - tiny_http request and response types appear only in `server/adapter.rs` (and in the
+//!   simulator, which is its own server); handlers never see them.
+//! - `std::env` is read only in `config.rs` (and `logging.rs` for `RUST_LOG`).
+//! - The cache mutex is never held across a Kong call; concurrent misses for one consumer make
+//!   one Kong call. Infrastructure failures never become AUTH_002.
+//! - A request never blocks on the side path: samples are `try_send`, dropped when full.
+//! - Exactly one owner of the pprof guard: `profiling::Profiler`.
+//! - `tools` never imports `server`, `handlers` or `kong`; `cleanup` and `archive` refuse paths
+//!   outside the profiles directory.
+//! - `jwt`, `kong::breaker`, `kong::cache` and the router read no clock: time is passed in.
+//! - No global mutable state besides env_logger's logger, pprof's profiler and the allocator's
+//!   counters (all three imposed by their mechanisms).
+//!
+//! # Shutdown order
+//!
+//! SIGTERM/SIGINT (signal-hook, on the main thread): readiness turns 503 and responses close
+//! their connections; workers answer what is queued until it is quiet or
+//! `SHUTDOWN_GRACE_SECONDS` runs out and are joined; the listener closes; the SLA monitor
+//! drains its channel and finishes an automatic session; the exit profile is written; exit 0.
 
 pub mod app;
 pub mod cmd;

@@ -6,6 +6,7 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use argh::FromArgs;
@@ -38,14 +39,16 @@ pub enum Command {
 /// Parses argv; on `--help` or a usage error prints argh's text and returns the exit code.
 pub fn parse(args: impl Iterator<Item = String>) -> Result<TopLevel, ExitCode> {
     let args: Vec<String> = args.collect();
-    let program = args.first().map(String::as_str).unwrap_or("auth-service");
+    // argh prints the program name in usage lines; the installed path is noise there.
+    let program = "auth-service";
     let rest = split_equals(&args[1.min(args.len())..]);
     let rest_refs: Vec<&str> = rest.iter().map(String::as_str).collect();
     match TopLevel::from_args(&[program], &rest_refs) {
         Ok(top) => Ok(top),
         Err(early) => match early.status {
             Ok(()) => {
-                println!("{}", early.output);
+                // `--help | head` closing the pipe early is not an error.
+                let _ = writeln!(std::io::stdout(), "{}", early.output);
                 Err(ExitCode::SUCCESS)
             }
             Err(()) => {

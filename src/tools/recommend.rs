@@ -794,19 +794,6 @@ pub fn memory_findings(
     out
 }
 
-/// Files that `FILES` names but that only exist once the other branches are merged. While
-/// `src/server/` is absent (this branch on its own), they are allowed to be missing.
-#[cfg(test)]
-const AWAITING_INTEGRATION: &[&str] = &[
-    "src/kong/cache.rs",
-    "src/kong/client.rs",
-    "src/jwt.rs",
-    "src/handlers/tokens.rs",
-    "src/server/pool.rs",
-    "src/server/adapter.rs",
-    "src/metrics.rs",
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -974,18 +961,14 @@ mod tests {
         }
     }
 
-    /// Every file a report may reference exists in this repository. On the `tools` branch alone
-    /// the files of `AWAITING_INTEGRATION` may be missing; once `src/server/` exists (the
-    /// integrated tree) every one is required.
+    /// Every file a report may reference exists in this repository.
     #[test]
     fn referenced_files_exist() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let integrated = root.join("src/server").is_dir();
         let missing: Vec<&str> = FILES
             .iter()
             .copied()
             .filter(|file| !root.join(file).is_file())
-            .filter(|file| integrated || !AWAITING_INTEGRATION.contains(file))
             .collect();
         assert!(missing.is_empty(), "referenced files missing: {missing:?}");
     }

@@ -1,5 +1,5 @@
-//! The one integration-test binary: every test starts the real `auth-service` binary on
-//! `127.0.0.1` port 0 and talks real HTTP to it (and to a real `kong-sim`).
+//! The one integration-test binary: every test runs the real `auth-service` binary (servers on
+//! `127.0.0.1` port 0, real HTTP, a real `kong-sim`; tools on real files in temp dirs).
 
 mod config;
 mod kong_failures;
