@@ -136,20 +136,20 @@ pub fn run(args: Args) -> Result<ExitCode, CmdError> {
         "profile": args.test_profile,
         "endpoint": mix.name(),
         "url": url,
-        "startedAt": timefmt::iso8601(started_unix),
+        "started_at": timefmt::iso8601(started_unix),
         "stages": {
-            "startVus": stages.start,
+            "start_vus": stages.start,
             "stages": stages.stages.iter().map(|s| json!({
-                "durationSeconds": s.duration.as_secs_f64(),
+                "duration_seconds": s.duration.as_secs_f64(),
                 "target": s.target,
             })).collect::<Vec<_>>(),
         },
         "consumers": consumers.len(),
         "thresholds": {
             "sla": thresholds.iter().map(|t| json!({
-                "route": t.route, "p95Ms": t.p95_ms, "p99Ms": t.p99_ms,
+                "route": t.route, "p95_ms": t.p95_ms, "p99_ms": t.p99_ms,
             })).collect::<Vec<_>>(),
-            "maxErrorRate": summary::MAX_ERROR_RATE,
+            "max_error_rate": summary::MAX_ERROR_RATE,
         },
         "summary": summary,
         "profiling": {

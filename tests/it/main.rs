@@ -2,5 +2,7 @@
 //! `127.0.0.1` port 0 and talks real HTTP to it (and to a real `kong-sim`).
 
 mod kong_sim;
+mod load;
+mod profile;
 mod support;
 mod tools;
