@@ -230,7 +230,7 @@ pub fn parse_response(
             }))
         }
         // No framing: the body runs to the end of the connection.
-        None => Ok(eof.then(|| Framing {
+        None => Ok(eof.then_some(Framing {
             status,
             body: Body::Range(start..buf.len()),
             consumed: buf.len(),
