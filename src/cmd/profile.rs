@@ -372,15 +372,18 @@ impl Server {
                     server.url = url;
                     return Ok(server);
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {
+                // Stdout closed without an address means the child is exiting: wait for
+                // its status rather than the full timeout.
+                Err(_) if Instant::now() < deadline => {
                     if let Ok(Some(status)) = server.child.try_wait() {
                         thread::sleep(Duration::from_millis(100));
                         return Err(
                             server.failed(&format!("the server exited with {status} at start-up"))
                         );
                     }
+                    thread::sleep(Duration::from_millis(20));
                 }
-                _ => {
+                Err(_) => {
                     let error = server.failed("the server did not print its address within 20s");
                     server.kill();
                     return Err(error);
