@@ -68,6 +68,7 @@ pub mod ids;
 pub mod jwt;
 pub mod kong;
 pub mod kong_sim;
+pub mod loadgen;
 pub mod logging;
 pub mod metrics;
 pub mod process;

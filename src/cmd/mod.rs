@@ -16,6 +16,8 @@ pub mod archive;
 pub mod cleanup;
 pub mod compare;
 pub mod kong_sim;
+pub mod load;
+pub mod profile;
 pub mod serve;
 
 /// Issues and validates short-lived JWTs for Kong consumers, and profiles itself.
@@ -34,6 +36,8 @@ pub enum Command {
     Compare(compare::Args),
     Archive(archive::Args),
     Cleanup(cleanup::Args),
+    Load(load::Args),
+    Profile(profile::Args),
 }
 
 /// Parses argv; on `--help` or a usage error prints argh's text and returns the exit code.
@@ -82,6 +86,8 @@ pub fn run(top: TopLevel) -> Result<ExitCode, CmdError> {
         Command::Compare(args) => compare::run(args),
         Command::Archive(args) => archive::run(args),
         Command::Cleanup(args) => cleanup::run(args),
+        Command::Load(args) => load::run(args),
+        Command::Profile(args) => profile::run(args),
     }
 }
 

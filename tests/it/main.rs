@@ -4,6 +4,8 @@
 mod config;
 mod kong_failures;
 mod kong_sim;
+mod load;
+mod profile;
 mod profiling;
 mod serve;
 mod support;
