@@ -32,23 +32,7 @@ fn health_without_profilers_prints_the_results() {
     assert!(run.stdout.contains("400/500ms"), "SLA column: {run:?}");
 }
 
-/// The profiling flags of `serve` (`--cpu-prof-md` ...) land in another branch; until they
-/// do, the full-profile tests say so and stop instead of failing on a usage error.
-fn serve_has_profiling_flags() -> bool {
-    let help = support::run(None, &["serve", "--help"], &[]);
-    let ready = help.stdout.contains("--cpu-prof-md") && help.stdout.contains("--heap-prof-dir");
-    if !ready {
-        eprintln!(
-            "NOTE: serve has no --cpu-prof-md/--heap-prof-dir yet; profile artifact test not run"
-        );
-    }
-    ready
-}
-
 fn check_artifacts(scenario: &str) {
-    if !serve_has_profiling_flags() {
-        return;
-    }
     let dir = TempDir::new(&format!("profile-{scenario}"));
     let run = profile(&dir, &[scenario, "--duration", "3"]);
     assert_eq!(run.code(), 0, "{run:?}");

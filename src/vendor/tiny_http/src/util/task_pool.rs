@@ -69,7 +69,11 @@ impl TaskPool {
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
         let mut queue = self.sharing.todo.lock().unwrap();
 
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) == 0 {
+        // Patched for auth-service (src/vendor/README.md): upstream checked `waiting == 0`, but a
+        // waiting thread that was already notified still counts as waiting until it takes the
+        // lock, so two quick spawns could both be queued for one thread, and the second
+        // connection waited until another one closed. Each queued task needs its own waiter.
+        if self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len() {
             self.add_thread(Some(code));
         } else {
             queue.push_back(code);
