@@ -8,7 +8,9 @@ use serde::Serialize;
 
 use crate::tools::markdown::{code, render_table};
 use crate::tools::recommend::{self, CategoryShare, Finding, Severity};
-use crate::tools::report::{CpuReport, FunctionShare, HeapReport, Layout, Profile, Site};
+use crate::tools::report::{
+    CpuReport, FunctionShare, HeapReport, Layout, MIN_GROWTH_WINDOW_SECONDS, Profile, Site,
+};
 use crate::tools::units::{format_bytes, format_duration, format_signed_bytes};
 
 const TOP_FUNCTIONS: usize = 10;
@@ -166,10 +168,9 @@ fn cpu(name: &str, report: &CpuReport) -> (CpuSummary, Vec<Finding>) {
 }
 
 fn memory(name: &str, report: &HeapReport) -> MemorySummary {
-    let window = match (report.growth.first(), report.growth.last()) {
-        (Some(first), Some(last)) if last.time_s > first.time_s => Some(last.time_s - first.time_s),
-        _ => None,
-    };
+    let window = report
+        .growth_window()
+        .map(|(first, last)| last.time_s - first.time_s);
     MemorySummary {
         source: name.to_owned(),
         live_bytes: report.live_bytes,
@@ -380,11 +381,13 @@ fn memory_section(memory: &MemorySummary) -> String {
     let bytes = |v: Option<u64>| or_na(v, format_bytes);
     let growth = match (memory.growth_bytes_per_hour, memory.growth_window_seconds) {
         (Some(rate), Some(window)) => format!(
-            "{}/h (first to last growth row, over {})",
+            "{}/h (first to last growth row after start-up, over {})",
             format_signed_bytes(rate as i64),
             format_duration(window)
         ),
-        _ => "not available (fewer than two growth rows)".into(),
+        _ => {
+            format!("not judged (the growth timeline is shorter than {MIN_GROWTH_WINDOW_SECONDS}s)")
+        }
     };
     let rows = vec![
         vec!["Live heap".into(), bytes(memory.live_bytes)],

@@ -171,16 +171,29 @@ pub struct Site {
     pub location: String,
 }
 
+/// Growth shorter than this is reported as not judged.
+pub const MIN_GROWTH_WINDOW_SECONDS: f64 = 30.0;
+
 impl HeapReport {
-    /// Live-heap growth in bytes per hour from the first to the last growth row; `None` with
-    /// fewer than two rows or no elapsed time.
-    pub fn growth_per_hour(&self) -> Option<f64> {
-        let first = self.growth.first()?;
+    /// The part of the growth timeline a rate is judged on: from the first row after the
+    /// session's own start-up allocations (a session begins by allocating its tables, e.g.
+    /// pprof's sample buckets, in its first second) to the last row. `None` when that leaves
+    /// less than `MIN_GROWTH_WINDOW_SECONDS`: extrapolating seconds to an hour only measures
+    /// noise.
+    pub fn growth_window(&self) -> Option<(&GrowthPoint, &GrowthPoint)> {
         let last = self.growth.last()?;
+        let first = match self.growth.as_slice() {
+            [first, second, _, ..] if first.time_s < 1.0 && second.time_s <= 2.0 => second,
+            [first, ..] => first,
+            [] => return None,
+        };
+        (last.time_s - first.time_s >= MIN_GROWTH_WINDOW_SECONDS).then_some((first, last))
+    }
+
+    /// Live-heap growth in bytes per hour over `growth_window`.
+    pub fn growth_per_hour(&self) -> Option<f64> {
+        let (first, last) = self.growth_window()?;
         let elapsed = last.time_s - first.time_s;
-        if elapsed <= 0.0 {
-            return None;
-        }
         Some((last.live_bytes as f64 - first.live_bytes as f64) / elapsed * 3600.0)
     }
 
@@ -441,6 +454,36 @@ fn sites(sections: &[markdown::Section<'_>], title: &str) -> Vec<Site> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn growth_is_judged_after_start_up_and_only_over_long_timelines() {
+        let point = |time_s: f64, mib: u64| GrowthPoint {
+            time_s,
+            live_bytes: mib << 20,
+            rss_bytes: None,
+        };
+        let with = |growth: Vec<GrowthPoint>| HeapReport {
+            growth,
+            ..HeapReport::default()
+        };
+        // The profiler's own tables appear in the first second: not service growth.
+        let per_second: Vec<GrowthPoint> = std::iter::once(point(0.0, 10))
+            .chain((1..=40).map(|second| point(f64::from(second), 90)))
+            .collect();
+        assert_eq!(with(per_second).growth_per_hour(), Some(0.0));
+        let short = with(
+            (0..=5)
+                .map(|second| point(f64::from(second), 10 + second as u64))
+                .collect(),
+        );
+        assert_eq!(
+            short.growth_per_hour(),
+            None,
+            "5 s says nothing about an hour"
+        );
+        let steady = with(vec![point(0.0, 10), point(30.0, 11), point(60.0, 12)]);
+        assert_eq!(steady.growth_per_hour(), Some(120.0 * 1024.0 * 1024.0));
+    }
 
     const OURS: &str = "# CPU Profile
 
