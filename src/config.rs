@@ -142,6 +142,21 @@ impl KongMode {
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(pub String);
 
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// So a secret can be a flag value (`--admin-token`) without ever being printed.
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Secret, Self::Err> {
+        Ok(Secret(text.to_owned()))
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")

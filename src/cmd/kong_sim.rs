@@ -6,7 +6,6 @@
 //! (`GET /consumers/{c}/jwt`), and the default seed's are `test-secret-NNN`. Simulator
 //! behaviour itself lives in `crate::kong_sim`.
 
-use std::fmt;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,10 +15,11 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::cmd::CmdError;
+use crate::config::Secret;
 use crate::kong_sim::{self, SimOptions};
 
 /// Run a Kong Admin API simulator seeded with test consumers and JWT credentials.
-#[derive(FromArgs)]
+#[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "kong-sim")]
 pub struct Args {
     /// port to listen on (default 8001; 0 picks a free port)
@@ -33,7 +33,7 @@ pub struct Args {
     pub consumers: usize,
     /// require this token in Kong-Admin-Token (or Authorization: Bearer) on every request
     #[argh(option)]
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
     /// milliseconds to wait before answering each request (default 0)
     #[argh(option, default = "0")]
     pub latency_ms: u64,
@@ -43,23 +43,6 @@ pub struct Args {
     /// JSON file of consumers and credentials to seed instead of the test consumers
     #[argh(option)]
     pub seed_file: Option<PathBuf>,
-}
-
-impl fmt::Debug for Args {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Args")
-            .field("port", &self.port)
-            .field("host", &self.host)
-            .field("consumers", &self.consumers)
-            .field(
-                "admin_token",
-                &self.admin_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("latency_ms", &self.latency_ms)
-            .field("fail_rate", &self.fail_rate)
-            .field("seed_file", &self.seed_file)
-            .finish()
-    }
 }
 
 /// More would only make startup slow; load tests need hundreds, not millions.

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::config::Secret;
 use crate::ids;
 use crate::timefmt;
 
@@ -43,7 +44,7 @@ use store::Store;
 const WORKERS: usize = 8;
 
 /// How to run a simulator.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SimOptions {
     pub host: String,
     /// 0 picks a free port; `KongSim::url` tells which.
@@ -51,7 +52,7 @@ pub struct SimOptions {
     /// Default-seed consumers (ignored with `seed_file`).
     pub consumers: usize,
     /// When set, Admin API requests need `Kong-Admin-Token: T` or `Authorization: Bearer T`.
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
     /// Sleep before answering each Admin API request.
     pub latency_ms: u64,
     /// Fraction (0.0–1.0) of Admin API requests answered with 503.
@@ -71,23 +72,6 @@ impl SimOptions {
             fail_rate: 0.0,
             seed_file: None,
         }
-    }
-}
-
-impl fmt::Debug for SimOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SimOptions")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("consumers", &self.consumers)
-            .field(
-                "admin_token",
-                &self.admin_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("latency_ms", &self.latency_ms)
-            .field("fail_rate", &self.fail_rate)
-            .field("seed_file", &self.seed_file)
-            .finish()
     }
 }
 
@@ -290,7 +274,7 @@ struct Shared {
     total: AtomicU64,
     stopping: AtomicBool,
     node: NodeInfo,
-    admin_token: Option<String>,
+    admin_token: Option<Secret>,
     latency: Duration,
     fail_rate: f64,
 }
@@ -372,7 +356,7 @@ impl Shared {
             .header("authorization")
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(str::trim);
-        request.header("kong-admin-token") == Some(token.as_str()) || bearer == Some(token.as_str())
+        request.header("kong-admin-token") == Some(token.expose()) || bearer == Some(token.expose())
     }
 
     fn sim_hook(&self, request: &SimRequest, resource: Resource) -> SimResponse {

@@ -31,19 +31,8 @@ impl Proc {
     }
 
     pub fn start_in(dir: Option<&Path>, args: &[&str], envs: &[(&str, &str)]) -> Proc {
-        let mut command = Command::new(BIN);
-        command
-            .args(args)
-            .env_remove("RUST_LOG")
-            .env_remove("KONG_ADMIN_URL")
-            .env("LOG_LEVEL", "warn")
-            .envs(envs.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some(dir) = dir {
-            command.current_dir(dir);
-        }
+        let mut command = command(dir, args, envs);
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let description = format!("{BIN} {} (env {envs:?})", args.join(" "));
         let mut child = command
             .spawn()
@@ -170,6 +159,23 @@ impl Drop for Proc {
     }
 }
 
+/// The binary with `args`, a quiet log, no stdin, and no inherited Kong or log settings, so a
+/// developer's shell cannot change what a test sees; `envs` come on top.
+fn command(dir: Option<&Path>, args: &[&str], envs: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("KONG_ADMIN_URL")
+        .env("LOG_LEVEL", "warn")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null());
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    command
+}
+
 /// Output of a finished command-line run.
 pub struct Run {
     pub status: ExitStatus,
@@ -197,18 +203,7 @@ impl std::fmt::Debug for Run {
 
 /// Runs `auth-service ARGS` to completion (no stdin) in `dir` when given.
 pub fn run(dir: Option<&Path>, args: &[&str], envs: &[(&str, &str)]) -> Run {
-    let mut command = Command::new(BIN);
-    command
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("KONG_ADMIN_URL")
-        .env("LOG_LEVEL", "warn")
-        .envs(envs.iter().copied())
-        .stdin(Stdio::null());
-    if let Some(dir) = dir {
-        command.current_dir(dir);
-    }
-    let output = command
+    let output = command(dir, args, envs)
         .output()
         .unwrap_or_else(|err| panic!("cannot run {BIN} {args:?}: {err}"));
     Run {
