@@ -823,6 +823,7 @@ impl Session {
                 state.history.push_back(remembered);
             }
         }
+        release_freed_memory();
         match &result {
             Ok(finished) => log::info!(
                 "profiling session {} finished after {:.1}s: {} file(s)",
@@ -1057,3 +1058,13 @@ fn iso(at: SystemTime) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// A session frees tens of MB at once (pprof's sample table, report buffers); glibc keeps
+/// freed memory mapped, so without a trim a finished session would hold RSS up indefinitely.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the OS; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
