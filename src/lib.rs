@@ -13,6 +13,7 @@ pub mod kong;
 pub mod kong_sim;
 pub mod logging;
 pub mod metrics;
+pub mod monitor;
 pub mod process;
 pub mod profiling;
 pub mod server;
