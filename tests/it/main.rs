@@ -3,6 +3,7 @@
 
 mod kong_sim;
 mod profiling;
+mod sla;
 mod support;
 mod tokens;
 mod tools;
