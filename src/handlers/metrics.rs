@@ -73,7 +73,6 @@ pub fn gauges(app: &App) -> Gauges {
             .collect(),
         profiling_storage_bytes: sla.storage_used_bytes,
         extra: sla.prometheus(app.samples.dropped()),
-        ..Gauges::default()
     }
 }
 
