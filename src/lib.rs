@@ -1,6 +1,10 @@
 //! auth-service: issues and validates short-lived JWTs for Kong consumers, and profiles itself.
 //!
 //! (The full codemap is written once the modules below exist.)
+//!
+//! Side path: `monitor` — workers `try_send` one sample per request (latency from leaving
+//! tiny_http's queue to the response written) to one SLA monitor thread, which keeps rolling
+//! p95/p99 per route and starts guarded automatic profiles through `profiling::Profiler`.
 
 pub mod app;
 pub mod cmd;
