@@ -1,14 +1,17 @@
 //! `App`: the state every request handler shares, built once at start-up and passed down as
 //! `Arc<App>`. No globals: whatever a handler needs is a field here.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+use crossbeam_channel::Receiver;
 
 use crate::config::ServiceConfig;
 use crate::jwt::Issuer;
 use crate::kong::CredentialStore;
 use crate::metrics::Metrics;
+use crate::monitor::{Sample, SampleSender, SlaState};
 use crate::profiling::{Profiler, ProfilerSettings};
 
 pub struct App {
@@ -19,6 +22,13 @@ pub struct App {
     /// The process's one profiler: `/debug/*`, exit profiles and the SLA monitor all go
     /// through it.
     pub profiler: Arc<Profiler>,
+    /// The workers' end of the SLA monitor's channel. It is the last sender: dropping the
+    /// `App` after the workers are joined is what lets the monitor see `Disconnected`.
+    pub samples: SampleSender,
+    /// What the SLA monitor publishes for `/health` and `/metrics`.
+    pub sla: Arc<SlaState>,
+    /// The monitor's end, until `monitor::start` takes it.
+    sample_receiver: Mutex<Option<Receiver<Sample>>>,
     pub started: Instant,
     draining: AtomicBool,
 }
@@ -39,9 +49,13 @@ impl App {
             manual_dir: config.profiling.output_dir.clone(),
             ..ProfilerSettings::default()
         });
+        let (samples, sample_receiver) = crate::monitor::sample::channel(&config.sla.thresholds);
         App {
             issuer: Issuer::new(&config.jwt),
             profiler,
+            samples,
+            sla: Arc::new(SlaState::new(&config.sla)),
+            sample_receiver: Mutex::new(Some(sample_receiver)),
             store,
             metrics,
             started: Instant::now(),
@@ -53,6 +67,14 @@ impl App {
     /// True once shutdown began: readiness answers 503 and responses close their connection.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Hands the sample receiver to the monitor thread (once).
+    pub fn take_sample_receiver(&self) -> Option<Receiver<Sample>> {
+        self.sample_receiver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     pub fn start_draining(&self) {

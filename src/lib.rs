@@ -20,9 +20,13 @@
 //! credential (`kong::cache` → single-flight → `kong::breaker` → `kong::client`, one
 //! `ureq::Agent`) and signs with `jwt::Issuer`. Errors become problem+json in `http::problem`.
 //!
-//! **Side path**: after writing a response the adapter records it in `metrics` (fixed arrays
-//! of atomics) and hands a latency sample to the SLA monitor with `try_send`; the monitor
-//! thread owns the rolling windows and decides when to profile.
+//! **Side path** (`monitor`): after writing a response the adapter records it in `metrics`
+//! (fixed arrays of atomics) and offers one `Copy` sample (route, latency from leaving
+//! tiny_http's queue to the response written, status) with `try_send` on a bounded channel.
+//! One monitor thread owns the receiver and the rolling window per route, computes
+//! nearest-rank p95/p99 every tick, publishes a snapshot for `/health` and `/metrics`, and
+//! starts guarded automatic profiles (throttle, busy, storage quota, overhead, shutdown)
+//! through `profiling::Profiler`.
 //!
 //! **Profiling**: `profiling` owns the one pprof guard (CPU) and the sampling state of our
 //! global allocator (`profiling::alloc::CountingAlloc`, installed in `main.rs`), and writes
@@ -71,6 +75,7 @@ pub mod kong_sim;
 pub mod loadgen;
 pub mod logging;
 pub mod metrics;
+pub mod monitor;
 pub mod process;
 pub mod profiling;
 pub mod server;

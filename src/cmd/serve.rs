@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use argh::FromArgs;
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -15,7 +16,7 @@ use crate::config::{Env, ServeOverrides, ServiceConfig};
 use crate::profiling::{
     self, Formats, Naming, OutputSpec, Profiler, SessionKind, SessionRequest, Trigger,
 };
-use crate::{kong_sim, logging, server};
+use crate::{kong_sim, logging, monitor, server};
 
 /// Run the HTTP token service.
 #[derive(FromArgs, Debug)]
@@ -217,6 +218,8 @@ pub fn run(args: Args) -> Result<ExitCode, CmdError> {
             .start(profile.request.clone())
             .map_err(|err| CmdError::failed_with("cannot start the exit profile", err))?;
     }
+    let monitor = monitor::start(&app)
+        .map_err(|err| CmdError::failed_with("cannot start the SLA monitor", err))?;
     let running = server::start(Arc::clone(&app))
         .map_err(|err| CmdError::failed_with("cannot start the server", err))?;
     println!("listening on http://{}", running.addr);
@@ -230,9 +233,19 @@ pub fn run(args: Args) -> Result<ExitCode, CmdError> {
 
     let signal = signals.forever().next().unwrap_or(SIGTERM);
     log::info!("received signal {signal}; draining");
+    let deadline = Instant::now() + app.config.server.shutdown_grace;
+    // Shutdown order (STYLE 20): no new automatic profiles; drain and join the workers; drop
+    // the last sample sender (it lives in `App`, and the workers' clones of the `Arc` are gone)
+    // so the monitor drains the channel, stops a running automatic session, writes its files
+    // and returns; join it; only then write the exit profile.
+    monitor.begin_shutdown();
     let stopped = running.shutdown();
+    let profiler = Arc::clone(&app.profiler);
+    drop(app);
+    // The monitor gets what is left of the grace period, and at least a second.
+    monitor.join(deadline.max(Instant::now() + Duration::from_secs(1)));
     if let Some(profile) = &exit_profile {
-        write_exit_profile(&app.profiler, &profile.heap_dir);
+        write_exit_profile(&profiler, &profile.heap_dir);
     }
     if let Some(simulator) = simulator {
         simulator.shutdown();

@@ -93,18 +93,24 @@ pub fn health(app: &App, request: &Request<'_>) -> Response {
         .with_header("Cache-Control", "no-store")
 }
 
+/// `slaMonitor`: the SLA monitor's last published snapshot (refreshed every 250 ms).
 fn sla_section(app: &App) -> Value {
     let sla = &app.config.sla;
-    let endpoints: serde_json::Map<String, Value> = sla
-        .thresholds
+    let snapshot = app.sla.snapshot();
+    let endpoints: serde_json::Map<String, Value> = snapshot
+        .endpoints
         .iter()
-        .map(|threshold| {
+        .map(|endpoint| {
             (
-                threshold.route.clone(),
+                endpoint.route.clone(),
                 json!({
-                    "samples": 0, "p95Ms": null, "p99Ms": null,
-                    "thresholdP95Ms": threshold.p95_ms, "thresholdP99Ms": threshold.p99_ms,
-                    "violating": false, "lastTrigger": null,
+                    "samples": endpoint.samples,
+                    "p95Ms": endpoint.p95_ms,
+                    "p99Ms": endpoint.p99_ms,
+                    "thresholdP95Ms": endpoint.threshold_p95_ms,
+                    "thresholdP99Ms": endpoint.threshold_p99_ms,
+                    "violating": endpoint.violating,
+                    "lastTrigger": endpoint.last_trigger,
                 }),
             )
         })
@@ -115,10 +121,13 @@ fn sla_section(app: &App) -> Value {
         "throttleMinutes": sla.throttle.as_secs_f64() / 60.0,
         "bufferSize": sla.buffer_size,
         "endpoints": endpoints,
-        "activeSession": null,
-        "lastBlockedReason": null,
-        "storage": { "usedBytes": 0, "quotaBytes": sla.max_storage_bytes },
-        "overhead": null,
+        "activeSession": snapshot.active_session,
+        "lastBlockedReason": snapshot.last_blocked_reason.map(|reason| reason.as_str()),
+        "storage": {
+            "usedBytes": snapshot.storage_used_bytes,
+            "quotaBytes": snapshot.storage_quota_bytes,
+        },
+        "overhead": snapshot.overhead_percent,
     })
 }
 

@@ -58,6 +58,7 @@ pub fn metrics(app: &App, request: &Request<'_>) -> Response {
 pub fn gauges(app: &App) -> Gauges {
     let (entries, _) = app.store.cache_counts();
     let heap = alloc::heap_stats();
+    let sla = app.sla.snapshot();
     Gauges {
         cache_entries: entries,
         breaker_state: app.store.breaker_state().gauge(),
@@ -70,7 +71,8 @@ pub fn gauges(app: &App) -> Gauges {
             .iter()
             .map(|trigger| (trigger.as_str(), app.profiler.sessions_total(*trigger)))
             .collect(),
-        ..Gauges::default()
+        profiling_storage_bytes: sla.storage_used_bytes,
+        extra: sla.prometheus(app.samples.dropped()),
     }
 }
 

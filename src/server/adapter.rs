@@ -107,8 +107,12 @@ pub fn serve(app: &App, raw: tiny_http::Request, taken_at: Instant) {
     if let Err(err) = raw.respond(outgoing) {
         log::debug!("client went away before the response was written: {err}");
     }
+    // Latency for metrics and the SLA monitor: from the worker taking the request off
+    // tiny_http's queue to the response being written; queueing before that is not included.
     let elapsed = taken_at.elapsed();
     app.metrics.record_request(route, method, status, elapsed);
+    // The side path: a non-blocking `try_send`; a full channel drops the sample and counts it.
+    app.samples.record(route, elapsed, status);
     if let Some((path, request_id)) = log_context {
         log::debug!(
             "{} {path} -> {status} in {:.3}ms (request {request_id})",

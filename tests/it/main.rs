@@ -8,6 +8,7 @@ mod load;
 mod profile;
 mod profiling;
 mod serve;
+mod sla;
 mod support;
 mod tokens;
 mod tools;
