@@ -34,7 +34,9 @@
 //! `serve --cpu-prof*`/`--heap-prof*` and the SLA monitor all go through `App::profiler`.
 //!
 //! **Tools**: `tools` (analyze, compare, archive, cleanup) read and write the `profiles/`
-//! tree only; `kong_sim` is a faithful Kong Admin API simulator for tests, demos and load.
+//! tree only; `loadgen` is the keep-alive load engine behind `load` and `profile` (one thread
+//! and one connection per virtual user, pre-rendered requests); `kong_sim` is a faithful Kong
+//! Admin API simulator for tests, demos and load.
 //!
 //! **Cross-cutting**: `config` reads every environment variable, `.env` entry and flag once
 //! and validates it (exit 2 on a bad value); `logging` sets up env_logger and states the log

@@ -14,6 +14,7 @@ use crate::tools::report::{
 use crate::tools::units::{format_bytes, format_duration, format_signed_bytes};
 
 const TOP_FUNCTIONS: usize = 10;
+const OUR_FUNCTIONS: usize = 5;
 const TOP_SITES: usize = 10;
 
 #[derive(Debug, Serialize)]
@@ -47,6 +48,9 @@ pub struct CpuSummary {
     /// p95 and p99 against their SLA thresholds; empty when the metadata has no latency.
     pub latency: Vec<Latency>,
     pub top_functions: Vec<FunctionShare>,
+    /// This service's own functions (`auth_service::`) by total time: where to start reading
+    /// when the top of the profile is syscalls and the allocator.
+    pub our_functions: Vec<FunctionShare>,
     pub categories: Vec<CategoryShare>,
     pub uncategorized_percent: f64,
 }
@@ -160,6 +164,7 @@ fn cpu(name: &str, report: &CpuReport) -> (CpuSummary, Vec<Finding>) {
         trigger: meta.get("trigger").map(str::to_owned),
         route,
         latency,
+        our_functions: our_functions(&functions),
         top_functions: functions.into_iter().take(TOP_FUNCTIONS).collect(),
         categories,
         uncategorized_percent: uncategorized,
@@ -309,12 +314,37 @@ fn performance_table(cpu: &CpuSummary) -> String {
     render_table(&["Metric", "Value"], &[false, false], &rows)
 }
 
+/// Our functions by total time, largest first; the request entry points come out on top.
+fn our_functions(functions: &[FunctionShare]) -> Vec<FunctionShare> {
+    let mut ours: Vec<FunctionShare> = functions
+        .iter()
+        .filter(|f| {
+            f.function.starts_with("auth_service::") || f.function.starts_with("<auth_service::")
+        })
+        .cloned()
+        .collect();
+    ours.sort_by(|a, b| {
+        let total = |f: &FunctionShare| f.total_percent.unwrap_or(f.self_percent);
+        total(b).total_cmp(&total(a))
+    });
+    ours.truncate(OUR_FUNCTIONS);
+    ours
+}
+
 fn top_functions_table(cpu: &CpuSummary) -> String {
-    if cpu.top_functions.is_empty() {
+    let mut out = functions_table(&cpu.top_functions);
+    if !cpu.our_functions.is_empty() {
+        out.push_str("\n**This service's functions** (`auth_service::`, by total time):\n\n");
+        out.push_str(&functions_table(&cpu.our_functions));
+    }
+    out
+}
+
+fn functions_table(functions: &[FunctionShare]) -> String {
+    if functions.is_empty() {
         return "No functions in the profile.\n".into();
     }
-    let rows: Vec<Vec<String>> = cpu
-        .top_functions
+    let rows: Vec<Vec<String>> = functions
         .iter()
         .enumerate()
         .map(|(i, f)| {
