@@ -60,6 +60,7 @@
 //! drains its channel and finishes an automatic session; the exit profile is written; exit 0.
 
 pub mod app;
+pub mod bench;
 pub mod cmd;
 pub mod config;
 pub mod handlers;
