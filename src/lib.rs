@@ -31,6 +31,8 @@
 //!
 //! **Tools**: `tools` (analyze, compare, archive, cleanup) read and write the `profiles/`
 //! tree only; `kong_sim` is a faithful Kong Admin API simulator for tests, demos and load.
+//! `loadgen` drives a running service over HTTP (`load`, `profile`); `bench` measures the
+//! service as child processes with wrk or `loadgen`, in alternating A/B windows.
 //!
 //! **Cross-cutting**: `config` reads every environment variable, `.env` entry and flag once
 //! and validates it (exit 2 on a bad value); `logging` sets up env_logger and states the log
