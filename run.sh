@@ -36,7 +36,13 @@ case "$command" in
     ;;
   bench)
     build_if_needed
-    exec "$binary" bench "$@"
+    # The allocator row compares against the same service on the plain System allocator.
+    system_alloc="$root/target/system-alloc/release/auth-service"
+    if [[ ! -x "$system_alloc" ]] || [[ -n "$(find src Cargo.toml Cargo.lock .cargo -newer "$system_alloc" -print -quit 2>/dev/null)" ]]; then
+      echo "run.sh: building the system-alloc binary for the allocator benchmark" >&2
+      cargo build --release --quiet --features system-alloc --target-dir target/system-alloc
+    fi
+    exec "$binary" bench --system-alloc-binary "$system_alloc" "$@"
     ;;
   profile:scenario:tokens | profile:scenario:health | profile:scenario:validate | profile:scenario:mixed)
     set -- profile "${command##*:}" "$@"

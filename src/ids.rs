@@ -29,14 +29,16 @@ pub fn fill_random(out: &mut [u8]) {
                 getrandom::fill(&mut pool.bytes).expect("os random source unavailable");
                 pool.used = 0;
             }
-            let take = (out.len() - written).min(BATCH - pool.used);
-            out[written..written + take].copy_from_slice(&pool.bytes[pool.used..pool.used + take]);
+            let at = pool.used;
+            let take = (out.len() - written).min(BATCH - at);
+            out[written..written + take].copy_from_slice(&pool.bytes[at..at + take]);
+            // Spent bytes are wiped so a later reader of this thread's pool cannot recover
+            // them. Only the bytes just taken: the rest of the spent prefix is zero already,
+            // and wiping all of it cost up to 512 bytes of memset per id.
+            pool.bytes[at..at + take].fill(0);
             pool.used += take;
             written += take;
         }
-        // Spent bytes are wiped so a later reader of this thread's pool cannot recover them.
-        let used = pool.used;
-        pool.bytes[..used].fill(0);
     });
 }
 

@@ -36,7 +36,8 @@
 //! **Tools**: `tools` (analyze, compare, archive, cleanup) read and write the `profiles/`
 //! tree only; `loadgen` is the keep-alive load engine behind `load` and `profile` (one thread
 //! and one connection per virtual user, pre-rendered requests); `kong_sim` is a faithful Kong
-//! Admin API simulator for tests, demos and load.
+//! Admin API simulator for tests, demos and load; `bench` measures the service as child
+//! processes with wrk or `loadgen`, in alternating A/B windows.
 //!
 //! **Cross-cutting**: `config` reads every environment variable, `.env` entry and flag once
 //! and validates it (exit 2 on a bad value); `logging` sets up env_logger and states the log
@@ -66,6 +67,7 @@
 //! drains its channel and finishes an automatic session; the exit profile is written; exit 0.
 
 pub mod app;
+pub mod bench;
 pub mod cmd;
 pub mod config;
 pub mod handlers;

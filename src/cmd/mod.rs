@@ -13,6 +13,7 @@ use argh::FromArgs;
 
 pub mod analyze;
 pub mod archive;
+pub mod bench;
 pub mod cleanup;
 pub mod compare;
 pub mod kong_sim;
@@ -38,6 +39,7 @@ pub enum Command {
     Cleanup(cleanup::Args),
     Load(load::Args),
     Profile(profile::Args),
+    Bench(bench::Args),
 }
 
 /// Parses argv; on `--help` or a usage error prints argh's text and returns the exit code.
@@ -88,6 +90,7 @@ pub fn run(top: TopLevel) -> Result<ExitCode, CmdError> {
         Command::Cleanup(args) => cleanup::run(args),
         Command::Load(args) => load::run(args),
         Command::Profile(args) => profile::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
 

@@ -43,20 +43,16 @@ pub fn serve(app: &App, raw: tiny_http::Request, taken_at: Instant) {
     };
 
     let declared_body = raw.body_length().unwrap_or(0) as u64;
-    let header_bytes: usize = raw
-        .headers()
-        .iter()
-        .map(|h| h.field.as_str().len() + h.value.len() + 4)
-        .sum();
-    let oversized_header = raw
-        .headers()
-        .iter()
-        .any(|h| h.value.len() > MAX_HEADER_VALUE_BYTES);
-    let headers: Vec<(&str, &str)> = raw
-        .headers()
-        .iter()
-        .map(|header| (header.field.as_str().as_str(), header.value.as_str()))
-        .collect();
+    // One pass over the headers for the size limits and our borrowed view of them.
+    let mut header_bytes = 0usize;
+    let mut oversized_header = false;
+    let mut headers: Vec<(&str, &str)> = Vec::with_capacity(raw.headers().len());
+    for header in raw.headers() {
+        let (name, value) = (header.field.as_str().as_str(), header.value.as_str());
+        header_bytes += name.len() + value.len() + 4;
+        oversized_header |= value.len() > MAX_HEADER_VALUE_BYTES;
+        headers.push((name, value));
+    }
     let request = Request::new(method, raw.url(), headers, request_id);
 
     let mut close_connection = app.is_draining();
