@@ -1059,9 +1059,12 @@ fn iso(at: SystemTime) -> String {
 #[cfg(test)]
 mod tests;
 
-/// A session frees tens of MB at once (pprof's sample table, report buffers); glibc keeps
-/// freed memory mapped, so without a trim a finished session would hold RSS up indefinitely.
+/// A session leaves hundreds of MB behind: pprof's sample table, report buffers, and the
+/// parsed debug info that symbolization cached (the binary keeps full function names, so that
+/// cache is large). The next report re-reads the debug info, a second or so of CPU, instead
+/// of the process keeping it resident forever; glibc keeps freed memory mapped, hence the trim.
 fn release_freed_memory() {
+    backtrace::clear_symbol_cache();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free memory to the OS; it has no preconditions.
     unsafe {

@@ -60,7 +60,9 @@ impl ClientConnection {
 
         ClientConnection {
             source,
-            sink: SequentialWriterBuilder::new(BufWriter::with_capacity(1024, write_socket)),
+            // Patched for auth-service (src/vendor/README.md): a token response is ~1 KiB of
+            // headers and body; with a 1 KiB buffer most responses took two `send` calls.
+            sink: SequentialWriterBuilder::new(BufWriter::with_capacity(4096, write_socket)),
             remote_addr,
             next_header_source: first_header,
             no_more_requests: false,
