@@ -370,12 +370,15 @@ impl ServiceConfig {
             .get("KONG_JWT_KEY_CLAIM_NAME")
             .unwrap_or("key")
             .to_owned();
+        // The key claim sits beside the standard claims, so it cannot be one of them; that
+        // includes Kong's default `iss`, which our tokens use for the issuer.
         let reserved = [
             "sub",
             "jti",
             "iat",
             "nbf",
             "exp",
+            "iss",
             "aud",
             "name",
             "unique_name",
@@ -384,7 +387,7 @@ impl ServiceConfig {
             return Err(invalid(
                 "KONG_JWT_KEY_CLAIM_NAME",
                 &key_claim_name,
-                "a claim name other than sub, jti, iat, nbf, exp, aud, name, unique_name",
+                "a claim name other than sub, jti, iat, nbf, exp, iss, aud, name, unique_name",
             ));
         }
         let jwt = JwtConfig {
@@ -673,6 +676,7 @@ mod tests {
             ("KONG_ADMIN_URL", "localhost:8001"),
             ("APP_ENV", "prod"),
             ("LOG_LEVEL", "loud"),
+            ("KONG_JWT_KEY_CLAIM_NAME", "iss"),
             ("PORT", "70000"),
         ];
         for (variable, value) in cases {

@@ -184,16 +184,19 @@ impl Issuer {
         if !is_base64url_part(header_b64) || !is_base64url_part(payload_b64) {
             return Err(Rejection::Invalid("token parts must be base64url"));
         }
-        let header = decode_object(header_b64)
-            .ok_or(Rejection::Invalid("token header is not a JSON object"))?;
-        match header.get("alg").and_then(Value::as_str) {
-            Some("HS256") => {}
-            Some(_) => {
-                return Err(Rejection::Invalid(
-                    "unsupported algorithm: only HS256 is accepted",
-                ));
+        // Our own tokens carry exactly this header; anything else is decoded and checked.
+        if header_b64 != HEADER_B64 {
+            let header = decode_object(header_b64)
+                .ok_or(Rejection::Invalid("token header is not a JSON object"))?;
+            match header.get("alg").and_then(Value::as_str) {
+                Some("HS256") => {}
+                Some(_) => {
+                    return Err(Rejection::Invalid(
+                        "unsupported algorithm: only HS256 is accepted",
+                    ));
+                }
+                None => return Err(Rejection::Invalid("token header has no alg")),
             }
-            None => return Err(Rejection::Invalid("token header has no alg")),
         }
         if !is_base64url_part(signature_b64) {
             return Err(Rejection::Invalid("token parts must be base64url"));
@@ -205,10 +208,10 @@ impl Issuer {
             Ok(true) => {}
             Ok(false) | Err(_) => return Err(Rejection::Invalid("signature does not match")),
         }
-        let claims = decode_object(payload_b64)
+        let claims = decode_claims(payload_b64, &self.key_claim_name)
             .ok_or(Rejection::Invalid("token payload is not a JSON object"))?;
 
-        let exp = match claims.get("exp") {
+        let exp = match &claims.exp {
             Some(Value::Number(number)) => number
                 .as_i64()
                 .or_else(|| number.as_f64().map(|f| f.floor() as i64))
@@ -219,7 +222,7 @@ impl Issuer {
         if exp <= now {
             return Err(Rejection::Expired { expired_at: exp });
         }
-        match claims.get("nbf") {
+        match &claims.nbf {
             None => {}
             Some(Value::Number(number)) if number.as_f64().is_none_or(|nbf| nbf > now as f64) => {
                 return Err(Rejection::Invalid(
@@ -229,12 +232,12 @@ impl Issuer {
             Some(Value::Number(_)) => {}
             Some(_) => return Err(Rejection::Invalid("nbf claim must be a number")),
         }
-        match claims.get("iss").and_then(Value::as_str) {
+        match claims.iss.as_ref().and_then(Value::as_str) {
             Some(issuer) if issuer == self.issuer => {}
             Some(_) => return Err(Rejection::Invalid("issuer does not match")),
             None => return Err(Rejection::Invalid("iss claim is required")),
         }
-        let audience = claims.get("aud").cloned().unwrap_or(Value::Null);
+        let audience = claims.aud.unwrap_or(Value::Null);
         let audience_matches = match &audience {
             Value::String(one) => self.audience.iter().any(|expected| expected == one),
             Value::Array(many) => many
@@ -246,7 +249,7 @@ impl Issuer {
         if !audience_matches {
             return Err(Rejection::Invalid("audience does not match"));
         }
-        match claims.get(&self.key_claim_name).and_then(Value::as_str) {
+        match claims.key.as_ref().and_then(Value::as_str) {
             Some(claimed) if claimed == key.key => {}
             Some(_) => {
                 return Err(Rejection::Invalid(
@@ -256,11 +259,11 @@ impl Issuer {
             None => return Err(Rejection::Invalid("key claim is missing")),
         }
         Ok(ValidToken {
-            token_id: claims.get("jti").and_then(Value::as_str).map(str::to_owned),
-            subject: claims.get("sub").and_then(Value::as_str).map(str::to_owned),
+            token_id: into_string(claims.jti),
+            subject: into_string(claims.sub),
             issuer: self.issuer.clone(),
             audience,
-            issued_at: claims.get("iat").and_then(Value::as_i64),
+            issued_at: claims.iat.as_ref().and_then(Value::as_i64),
             expires_at: exp,
         })
     }
@@ -268,6 +271,130 @@ impl Issuer {
 
 fn is_base64url(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_'
+}
+
+/// The claims validation looks at; every other member of the payload is skipped unparsed.
+#[derive(Default)]
+struct Claims {
+    sub: Option<Value>,
+    key: Option<Value>,
+    jti: Option<Value>,
+    iat: Option<Value>,
+    nbf: Option<Value>,
+    exp: Option<Value>,
+    iss: Option<Value>,
+    aud: Option<Value>,
+}
+
+/// The payload as `Claims`, `None` unless it is base64url of a JSON object. Decoding into a
+/// fixed struct instead of a `Map` saves a tree of allocations per validation.
+fn decode_claims(part: &str, key_claim: &str) -> Option<Claims> {
+    use serde::de::DeserializeSeed;
+    let bytes = URL_SAFE_NO_PAD.decode(part).ok()?;
+    let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+    let claims = ClaimsSeed { key_claim }
+        .deserialize(&mut deserializer)
+        .ok()?;
+    deserializer.end().ok()?;
+    Some(claims)
+}
+
+struct ClaimsSeed<'k> {
+    key_claim: &'k str,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ClaimsSeed<'_> {
+    type Value = Claims;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Claims, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ClaimsSeed<'_> {
+    type Value = Claims;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object of claims")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Claims, A::Error> {
+        let mut claims = Claims::default();
+        while let Some(slot) = map.next_key_seed(SlotSeed {
+            key_claim: self.key_claim,
+        })? {
+            let target = match slot {
+                Slot::Sub => &mut claims.sub,
+                Slot::Key => &mut claims.key,
+                Slot::Jti => &mut claims.jti,
+                Slot::Iat => &mut claims.iat,
+                Slot::Nbf => &mut claims.nbf,
+                Slot::Exp => &mut claims.exp,
+                Slot::Iss => &mut claims.iss,
+                Slot::Aud => &mut claims.aud,
+                Slot::Other => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    continue;
+                }
+            };
+            *target = Some(map.next_value()?);
+        }
+        Ok(claims)
+    }
+}
+
+enum Slot {
+    Sub,
+    Key,
+    Jti,
+    Iat,
+    Nbf,
+    Exp,
+    Iss,
+    Aud,
+    Other,
+}
+
+/// Classifies a member name without allocating it.
+struct SlotSeed<'k> {
+    key_claim: &'k str,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for SlotSeed<'_> {
+    type Value = Slot;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Slot, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for SlotSeed<'_> {
+    type Value = Slot;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a claim name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Slot, E> {
+        Ok(match name {
+            name if name == self.key_claim => Slot::Key,
+            "sub" => Slot::Sub,
+            "jti" => Slot::Jti,
+            "iat" => Slot::Iat,
+            "nbf" => Slot::Nbf,
+            "exp" => Slot::Exp,
+            "iss" => Slot::Iss,
+            "aud" => Slot::Aud,
+            _ => Slot::Other,
+        })
+    }
+}
+
+fn into_string(value: Option<Value>) -> Option<String> {
+    match value {
+        Some(Value::String(text)) => Some(text),
+        _ => None,
+    }
 }
 
 fn decode_object(part: &str) -> Option<Map<String, Value>> {
@@ -373,6 +500,24 @@ mod tests {
         assert_eq!(claims["exp"], NOW + 900);
         let valid = issuer.validate(&issued.token, &key, NOW).unwrap();
         assert_eq!(valid.subject.as_deref(), Some("al\"ice"));
+    }
+
+    #[test]
+    fn claims_decoding_skips_other_members_and_unescapes_names() {
+        let payload =
+            r#"{"extra":{"deep":[1,2,{"x":null}]},"e\u0078p":5,"k":"v","aud":["a"],"sub":"s"}"#;
+        let claims = decode_claims(&URL_SAFE_NO_PAD.encode(payload), "k").unwrap();
+        assert_eq!(claims.exp, Some(Value::from(5)));
+        assert_eq!(claims.key, Some(Value::from("v")));
+        assert_eq!(claims.aud, Some(serde_json::json!(["a"])));
+        assert_eq!(into_string(claims.sub).as_deref(), Some("s"));
+        assert!(claims.nbf.is_none() && claims.iss.is_none());
+        for not_an_object in ["[1]", "\"text\"", "{\"exp\":1} trailing", "{"] {
+            assert!(
+                decode_claims(&URL_SAFE_NO_PAD.encode(not_an_object), "k").is_none(),
+                "{not_an_object}"
+            );
+        }
     }
 
     #[test]

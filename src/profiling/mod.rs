@@ -810,6 +810,7 @@ impl Session {
                 "the session thread panicked while writing reports".into(),
             )),
         };
+        release_freed_memory();
         {
             let mut state = lock(&self.inner.state);
             state.active = None;
@@ -823,7 +824,6 @@ impl Session {
                 state.history.push_back(remembered);
             }
         }
-        release_freed_memory();
         match &result {
             Ok(finished) => log::info!(
                 "profiling session {} finished after {:.1}s: {} file(s)",
@@ -1059,12 +1059,11 @@ fn iso(at: SystemTime) -> String {
 #[cfg(test)]
 mod tests;
 
-/// A session leaves hundreds of MB behind: pprof's sample table, report buffers, and the
-/// parsed debug info that symbolization cached (the binary keeps full function names, so that
-/// cache is large). The next report re-reads the debug info, a second or so of CPU, instead
-/// of the process keeping it resident forever; glibc keeps freed memory mapped, hence the trim.
+/// A session frees tens of MB at once (pprof's sample table, report buffers); glibc keeps
+/// freed memory mapped, so without a trim a finished session would hold RSS up indefinitely.
+/// The backtrace crate's symbol cache (~100 MB of parsed debug info) stays: clearing it with
+/// `backtrace::clear_symbol_cache` left every later pprof session without samples.
 fn release_freed_memory() {
-    backtrace::clear_symbol_cache();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free memory to the OS; it has no preconditions.
     unsafe {
