@@ -129,7 +129,8 @@ pub fn percent_decode(input: &str) -> Cow<'_, str> {
     Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
-fn hex_value(byte: u8) -> Option<u8> {
+/// The value of one hex digit (either case).
+pub fn hex_value(byte: u8) -> Option<u8> {
     match byte {
         b'0'..=b'9' => Some(byte - b'0'),
         b'a'..=b'f' => Some(byte - b'a' + 10),

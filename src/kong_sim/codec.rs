@@ -6,6 +6,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::http::request::hex_value;
+
 /// Percent-decodes `text` to raw bytes; `plus_is_space` for query strings and form bodies.
 /// Malformed escapes (`%zz`, a trailing `%`) are kept literally, as nginx's unescape does.
 pub fn percent_decode(text: &str, plus_is_space: bool) -> Vec<u8> {
@@ -35,15 +37,6 @@ pub fn percent_decode(text: &str, plus_is_space: bool) -> Vec<u8> {
 /// Percent-decodes into a string; `None` when the bytes are not UTF-8 (no entity can match).
 pub fn percent_decode_utf8(text: &str, plus_is_space: bool) -> Option<String> {
     String::from_utf8(percent_decode(text, plus_is_space)).ok()
-}
-
-fn hex_value(byte: u8) -> Option<u8> {
-    match byte {
-        b'0'..=b'9' => Some(byte - b'0'),
-        b'a'..=b'f' => Some(byte - b'a' + 10),
-        b'A'..=b'F' => Some(byte - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// Escapes everything but RFC 3986 unreserved characters, like `ngx.escape_uri` does for the
