@@ -174,9 +174,74 @@ fn slot_of(state: &ThreadState) -> usize {
     if slot != 0 {
         return slot - 1;
     }
-    let index = NEXT_SLOT.fetch_add(1, Relaxed).min(SLOTS);
+    take_slot(state)
+}
+
+/// Slots whose thread has exited: bit `i % 64` of word `i / 64` set means slot `i` is free.
+/// tiny_http starts a thread per connection, so without recycling a long-running server would
+/// soon push every new thread onto the shared, contended overflow slot.
+static RECYCLED: [AtomicU64; SLOTS / 64] = [const { AtomicU64::new(0) }; SLOTS / 64];
+
+/// Gives a slot back when its thread exits.
+struct SlotLease {
+    index: Cell<usize>,
+}
+
+impl Drop for SlotLease {
+    fn drop(&mut self) {
+        let index = self.index.get();
+        if index >= SLOTS {
+            return;
+        }
+        // Destructors of other thread-locals may still allocate after this one: from now on
+        // they count in the shared overflow slot, so a recycled slot never has two writers.
+        let _ = STATE.try_with(|state| {
+            let pending = state.pending.replace(0);
+            if pending != 0 {
+                publish(pending);
+            }
+            state.slot.set(SLOTS + 1);
+        });
+        RECYCLED[index / 64].fetch_or(1 << (index % 64), Release);
+    }
+}
+
+thread_local! {
+    static SLOT_LEASE: SlotLease = const { SlotLease { index: Cell::new(usize::MAX) } };
+}
+
+#[cold]
+fn take_slot(state: &ThreadState) -> usize {
+    let index = fresh_or_recycled_slot();
     state.slot.set(index + 1);
+    if index < SLOTS {
+        // The first touch registers the lease's destructor, which allocates (glibc's
+        // `__cxa_thread_atexit_impl` callocs); that nested call finds the slot already set.
+        let _ = SLOT_LEASE.try_with(|lease| lease.index.set(index));
+    }
     index
+}
+
+/// A recycled slot if there is one (so threads that come and go keep reusing a few slots),
+/// else a fresh one, else the shared overflow slot.
+fn fresh_or_recycled_slot() -> usize {
+    for (word_index, word) in RECYCLED.iter().enumerate() {
+        let mut bits = word.load(Acquire);
+        while bits != 0 {
+            let bit = bits.trailing_zeros();
+            match word.compare_exchange_weak(bits, bits & !(1 << bit), Acquire, Acquire) {
+                Ok(_) => return word_index * 64 + bit as usize,
+                Err(now) => bits = now,
+            }
+        }
+    }
+    if NEXT_SLOT.load(Relaxed) < SLOTS {
+        let index = NEXT_SLOT.fetch_add(1, Relaxed);
+        if index < SLOTS {
+            return index;
+        }
+    }
+    SLOTS
 }
 
 /// Adds to a counter this thread owns (plain load + store), or to the shared overflow slot.
@@ -266,9 +331,15 @@ pub fn heap_stats() -> HeapStats {
     stats
 }
 
-/// How many threads have their own counter slot (bounds the peak error).
+/// How many counter slots were ever handed out (bounds the peak error).
 pub fn counted_threads() -> usize {
     NEXT_SLOT.load(Relaxed).min(SLOTS + 1)
+}
+
+/// Slots handed out fresh so far (never more than `SLOTS`); recycled ones are not counted.
+#[cfg(test)]
+fn fresh_slots_used() -> usize {
+    NEXT_SLOT.load(Relaxed).min(SLOTS)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -710,6 +781,26 @@ pub(crate) mod tests {
 
     /// The sampler state is process-global; tests that start sampling run one at a time.
     pub(crate) static SAMPLER_TESTS: Mutex<()> = Mutex::new(());
+
+    /// Twice as many short-lived threads as there are slots, one after the other: exited
+    /// threads give their slot back, so fresh slots are not used up (this test binary runs
+    /// with `CountingAlloc` as its global allocator).
+    #[test]
+    fn exited_threads_give_their_counter_slot_back() {
+        for round in 0..2 * SLOTS {
+            std::thread::spawn(move || {
+                let block = vec![round as u8; 4096];
+                std::hint::black_box(&block);
+            })
+            .join()
+            .unwrap();
+        }
+        assert!(
+            fresh_slots_used() < SLOTS,
+            "{} of {SLOTS} slots used fresh",
+            fresh_slots_used()
+        );
+    }
 
     #[test]
     fn poisson_gaps_have_the_requested_mean() {
