@@ -5,16 +5,13 @@
 //! still running, so no server outlives the bench. Must not talk to the server beyond the
 //! readiness probe; the engine drives the load.
 
-use std::collections::VecDeque;
 use std::fmt;
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::process::{Child, Command};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::loadgen::child::{Announcing, StderrTail, spawn_announcing};
 use crate::loadgen::client::{self, Target};
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -60,7 +57,7 @@ pub struct Server {
     pub target: Target,
     /// From spawn to the first `/health/ready` 200.
     pub start_to_ready: Duration,
-    tail: Arc<Mutex<VecDeque<String>>>,
+    tail: StderrTail,
 }
 
 impl Server {
@@ -69,32 +66,15 @@ impl Server {
     pub fn start(binary: &Path, env: &[(&str, String)]) -> Result<Server, ChildError> {
         let began = Instant::now();
         let mut command = Command::new(binary);
-        command
-            .args(["serve", "--host", "127.0.0.1", "--port", "0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        command.args(["serve", "--host", "127.0.0.1", "--port", "0"]);
         for (name, value) in env {
             command.env(name, value);
         }
-        let mut child = command.spawn().map_err(ChildError::Spawn)?;
-        let tail = Arc::new(Mutex::new(VecDeque::new()));
-        if let Some(pipe) = child.stderr.take() {
-            let tail = Arc::clone(&tail);
-            thread::spawn(move || keep_tail(pipe, &tail));
-        }
-        let (url_tx, url_rx) = mpsc::channel();
-        if let Some(pipe) = child.stdout.take() {
-            // Keeps draining after the address so the child never blocks on a full pipe.
-            thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    if let Some(at) = line.find("listening on http://") {
-                        let _ = url_tx.send(line[at + "listening on ".len()..].trim().to_owned());
-                    }
-                }
-            });
-        }
+        let Announcing {
+            mut child,
+            address: url_rx,
+            stderr_tail: tail,
+        } = spawn_announcing(&mut command, STDERR_TAIL_LINES).map_err(ChildError::Spawn)?;
         let deadline = began + START_TIMEOUT;
         let url = loop {
             match url_rx.recv_timeout(Duration::from_millis(1)) {
@@ -104,7 +84,7 @@ impl Server {
                         thread::sleep(Duration::from_millis(50));
                         return Err(ChildError::Exited {
                             status: status.to_string(),
-                            tail: tail_text(&tail),
+                            tail: tail.text(),
                         });
                     }
                     if Instant::now() > deadline {
@@ -112,7 +92,7 @@ impl Server {
                         let _ = child.wait();
                         return Err(ChildError::NotReady {
                             what: "printed no address",
-                            tail: tail_text(&tail),
+                            tail: tail.text(),
                         });
                     }
                 }
@@ -144,13 +124,13 @@ impl Server {
             if let Ok(Some(status)) = server.child.try_wait() {
                 return Err(ChildError::Exited {
                     status: status.to_string(),
-                    tail: tail_text(&server.tail),
+                    tail: server.tail.text(),
                 });
             }
             if Instant::now() > deadline {
                 return Err(ChildError::NotReady {
                     what: "was not ready (/health/ready)",
-                    tail: tail_text(&server.tail),
+                    tail: server.tail.text(),
                 });
             }
             thread::sleep(Duration::from_millis(1));
@@ -193,7 +173,7 @@ impl Server {
                 Ok(Some(status)) => {
                     return Err(ChildError::Exited {
                         status: status.to_string(),
-                        tail: tail_text(&self.tail),
+                        tail: self.tail.text(),
                     });
                 }
                 Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
@@ -202,7 +182,7 @@ impl Server {
                     let _ = self.child.wait();
                     return Err(ChildError::NotReady {
                         what: "did not exit after SIGTERM",
-                        tail: tail_text(&self.tail),
+                        tail: self.tail.text(),
                     });
                 }
             }
@@ -217,22 +197,6 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
     }
-}
-
-fn keep_tail(pipe: impl Read, tail: &Mutex<VecDeque<String>>) {
-    for line in BufReader::new(pipe).lines() {
-        let Ok(line) = line else { break };
-        let mut tail = tail.lock().unwrap_or_else(|p| p.into_inner());
-        if tail.len() == STDERR_TAIL_LINES {
-            tail.pop_front();
-        }
-        tail.push_back(line);
-    }
-}
-
-fn tail_text(tail: &Mutex<VecDeque<String>>) -> String {
-    let tail = tail.lock().unwrap_or_else(|p| p.into_inner());
-    tail.iter().cloned().collect::<Vec<_>>().join("\n")
 }
 
 fn status_kib(pid: u32, field: &str) -> Option<u64> {

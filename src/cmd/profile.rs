@@ -8,12 +8,9 @@
 //! With `--url` it profiles an already running server through its debug API instead. Must
 //! not import `server`, `handlers` or `kong`: the server under test is another process.
 
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::process::{Child, Command, ExitCode, ExitStatus};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -23,6 +20,7 @@ use crate::cmd::CmdError;
 use crate::cmd::load;
 use crate::config::{Env, SlaThreshold};
 use crate::kong_sim::{self, SimOptions};
+use crate::loadgen::child::{Announcing, StderrTail, spawn_announcing};
 use crate::loadgen::client::{self, Target};
 use crate::loadgen::progress::Progress;
 use crate::loadgen::remote::{self, DebugApi, Kind, RemoteError};
@@ -290,7 +288,7 @@ fn serve_and_drive(
     if !status.success() {
         return Err(CmdError::failed(format!(
             "the server exited with {status} after SIGTERM; its last output:\n{}",
-            server.stderr_tail()
+            server.stderr.text()
         )));
     }
     let moved = move_artifacts(work, &args.output_dir, spec.scenario.name, stamp)?;
@@ -301,7 +299,7 @@ fn serve_and_drive(
 struct Server {
     child: Child,
     url: String,
-    stderr: Arc<Mutex<VecDeque<String>>>,
+    stderr: StderrTail,
 }
 
 impl Server {
@@ -325,10 +323,7 @@ impl Server {
         }
         command
             .env("KONG_ADMIN_URL", kong_url)
-            .env("APP_ENV", "development")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env("APP_ENV", "development");
         for (name, example) in [
             ("KONG_JWT_AUTHORITY", "https://auth.example.com"),
             ("KONG_JWT_AUDIENCE", "kong-api"),
@@ -340,26 +335,12 @@ impl Server {
                 command.env(name, example);
             }
         }
-        let mut child = command
-            .spawn()
+        let Announcing {
+            child,
+            address: url_rx,
+            stderr_tail: stderr,
+        } = spawn_announcing(&mut command, STDERR_TAIL_LINES)
             .map_err(|err| CmdError::failed_with("cannot start the server", err))?;
-        let stderr = Arc::new(Mutex::new(VecDeque::new()));
-        if let Some(pipe) = child.stderr.take() {
-            let tail = Arc::clone(&stderr);
-            thread::spawn(move || keep_tail(pipe, &tail));
-        }
-        let (url_tx, url_rx) = mpsc::channel();
-        if let Some(pipe) = child.stdout.take() {
-            // Keeps reading after the address so the child never blocks on a full pipe.
-            thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    if let Some(at) = line.find("listening on http://") {
-                        let _ = url_tx.send(line[at + "listening on ".len()..].trim().to_owned());
-                    }
-                }
-            });
-        }
         let mut server = Server {
             child,
             url: String::new(),
@@ -443,13 +424,8 @@ impl Server {
         let _ = self.child.wait();
     }
 
-    fn stderr_tail(&self) -> String {
-        let tail = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
-        tail.iter().cloned().collect::<Vec<_>>().join("\n")
-    }
-
     fn failed(&self, message: &str) -> CmdError {
-        let tail = self.stderr_tail();
+        let tail = self.stderr.text();
         if tail.is_empty() {
             CmdError::failed(message)
         } else {
@@ -463,17 +439,6 @@ impl Drop for Server {
         if let Ok(None) = self.child.try_wait() {
             self.kill();
         }
-    }
-}
-
-fn keep_tail(pipe: impl Read, tail: &Mutex<VecDeque<String>>) {
-    for line in BufReader::new(pipe).lines() {
-        let Ok(line) = line else { break };
-        let mut tail = tail.lock().unwrap_or_else(|p| p.into_inner());
-        if tail.len() == STDERR_TAIL_LINES {
-            tail.pop_front();
-        }
-        tail.push_back(line);
     }
 }
 

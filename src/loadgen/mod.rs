@@ -11,6 +11,7 @@
 //! (per-endpoint results, SLA checks, table and JSON), `progress` (terminal status line),
 //! `remote` (the target's `/debug/profiling` API).
 
+pub mod child;
 pub mod client;
 pub mod progress;
 pub mod remote;
