@@ -31,18 +31,19 @@ pub struct Issuer {
 }
 
 /// A credential as the signer needs it.
+/// Both jsonwebtoken keys are built once per credential (it is cached), not per request.
 pub struct SigningKey {
     pub key: String,
-    secret: Vec<u8>,
     encoding: EncodingKey,
+    decoding: DecodingKey,
 }
 
 impl SigningKey {
     pub fn new(key: String, secret: &str) -> SigningKey {
         SigningKey {
             key,
-            secret: secret.as_bytes().to_vec(),
             encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
         }
     }
 }
@@ -203,8 +204,7 @@ impl Issuer {
         }
         let message_len = header_b64.len() + 1 + payload_b64.len();
         let message = &token.as_bytes()[..message_len];
-        let decoding = DecodingKey::from_secret(&key.secret);
-        match crypto::verify(signature_b64, message, &decoding, Algorithm::HS256) {
+        match crypto::verify(signature_b64, message, &key.decoding, Algorithm::HS256) {
             Ok(true) => {}
             Ok(false) | Err(_) => return Err(Rejection::Invalid("signature does not match")),
         }
