@@ -39,10 +39,7 @@ pub fn run(args: Args) -> Result<ExitCode, CmdError> {
     }
     let mut profiles = Vec::with_capacity(args.files.len());
     for file in &args.files {
-        let profile = report::load(Path::new(file)).map_err(|err| {
-            let (message, source) = err.into_parts();
-            CmdError::failed_with(message, source)
-        })?;
+        let profile = report::load(Path::new(file))?;
         profiles.push((file.clone(), profile));
     }
     let analysis = analysis::analyze(&profiles);

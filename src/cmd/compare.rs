@@ -35,14 +35,8 @@ pub fn run(args: Args) -> Result<ExitCode, CmdError> {
             args.format
         ))
     })?;
-    let load = |file: &str| {
-        report::load(Path::new(file)).map_err(|err| {
-            let (message, source) = err.into_parts();
-            CmdError::failed_with(message, source)
-        })
-    };
-    let base = load(&args.base)?;
-    let new = load(&args.new)?;
+    let base = report::load(Path::new(&args.base))?;
+    let new = report::load(Path::new(&args.new))?;
     let result = comparison::compare(&args.base, &base, &args.new, &new)
         .map_err(|err| CmdError::failed(err.to_string()))?;
     let text = match format {

@@ -170,6 +170,14 @@ impl CmdError {
     }
 }
 
+/// A profile that cannot be read or parsed is a runtime failure naming the file.
+impl From<crate::tools::report::LoadError> for CmdError {
+    fn from(err: crate::tools::report::LoadError) -> CmdError {
+        let (message, source) = err.into_parts();
+        CmdError::failed_with(message, source)
+    }
+}
+
 impl fmt::Display for CmdError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
