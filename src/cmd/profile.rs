@@ -173,10 +173,7 @@ pub fn run(args: Args) -> Result<ExitCode, CmdError> {
     if !markdown.is_empty() {
         let mut profiles = Vec::new();
         for path in markdown {
-            let profile = report::load(path).map_err(|err| {
-                let (message, source) = err.into_parts();
-                CmdError::failed_with(message, source)
-            })?;
+            let profile = report::load(path)?;
             profiles.push((path.display().to_string(), profile));
         }
         print(&mut out, "\n")?;
