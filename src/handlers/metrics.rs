@@ -56,7 +56,7 @@ pub fn metrics(app: &App, request: &Request<'_>) -> Response {
 
 /// Gauges owned by other components, read now.
 pub fn gauges(app: &App) -> Gauges {
-    let (entries, _) = app.store.cache_counts();
+    let entries = app.store.cache_len();
     let heap = alloc::heap_stats();
     let sla = app.sla.snapshot();
     Gauges {

@@ -33,8 +33,12 @@ pub enum Lookup {
     Miss,
 }
 
+/// How long a stale-entry count is reused by `counts`.
+const STALE_COUNT_REUSE: Duration = Duration::from_secs(1);
+
 pub struct CredentialCache {
     entries: Mutex<LruCache<String, Entry>>,
+    stale_count: Mutex<Option<(Instant, usize)>>,
     fresh_ttl: Duration,
     stale_until: Duration,
     negative_ttl: Duration,
@@ -45,6 +49,7 @@ impl CredentialCache {
         let capacity = NonZeroUsize::new(config.max_entries).unwrap_or(NonZeroUsize::MIN);
         CredentialCache {
             entries: Mutex::new(LruCache::new(capacity)),
+            stale_count: Mutex::new(None),
             fresh_ttl: config.fresh_ttl,
             stale_until: config.fresh_ttl + config.stale_tolerance,
             negative_ttl: config.negative_ttl,
@@ -107,8 +112,25 @@ impl CredentialCache {
         }
     }
 
-    /// `(entries, stale entries)` for `/health` and `/metrics`.
+    /// Entries held (fresh, stale and negative); O(1).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `(entries, stale entries)` for `/health`. Counting stale entries walks the whole cache
+    /// under the lock every `/tokens` request needs, so the walk is done at most once per
+    /// `STALE_COUNT_REUSE` and its result reused in between.
     pub fn counts(&self, now: Instant) -> (usize, usize) {
+        let mut memo = self.stale_count.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, stale)) = *memo
+            && now.saturating_duration_since(at) < STALE_COUNT_REUSE
+        {
+            return (self.len(), stale);
+        }
         let entries = self.lock();
         let stale = entries
             .iter()
@@ -117,6 +139,7 @@ impl CredentialCache {
                     && now.saturating_duration_since(entry.stored) >= self.fresh_ttl
             })
             .count();
+        *memo = Some((now, stale));
         (entries.len(), stale)
     }
 }

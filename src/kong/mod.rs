@@ -82,6 +82,10 @@ impl CredentialStore {
         self.breaker.state(Instant::now())
     }
 
+    pub fn cache_len(&self) -> usize {
+        self.cache.len()
+    }
+
     pub fn cache_counts(&self) -> (usize, usize) {
         self.cache.counts(Instant::now())
     }
