@@ -27,32 +27,29 @@ const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// measured from there to the response being written.
 pub fn serve(app: &App, raw: tiny_http::Request, taken_at: Instant) {
     let method = Method::parse(raw.method().as_str());
-    let inbound_id = raw
-        .headers()
-        .iter()
-        .find(|header| header.field.equiv("X-Request-Id"))
-        .map(|header| header.value.as_str())
-        .filter(|id| is_acceptable_request_id(id));
+    let declared_body = raw.body_length().unwrap_or(0) as u64;
+    // One pass over the headers: the size limits, the inbound request id, and our borrowed view.
+    let mut header_bytes = 0usize;
+    let mut oversized_header = false;
+    let mut inbound_id = None;
+    let mut headers: Vec<(&str, &str)> = Vec::with_capacity(raw.headers().len());
+    for header in raw.headers() {
+        let (name, value) = (header.field.as_str().as_str(), header.value.as_str());
+        header_bytes += name.len() + value.len() + 4;
+        oversized_header |= value.len() > MAX_HEADER_VALUE_BYTES;
+        if inbound_id.is_none() && name.eq_ignore_ascii_case("x-request-id") {
+            inbound_id = Some(value);
+        }
+        headers.push((name, value));
+    }
     let generated;
-    let request_id: &str = match inbound_id {
+    let request_id: &str = match inbound_id.filter(|id| is_acceptable_request_id(id)) {
         Some(id) => id,
         None => {
             generated = ids::uuid_v4();
             generated.as_str()
         }
     };
-
-    let declared_body = raw.body_length().unwrap_or(0) as u64;
-    // One pass over the headers for the size limits and our borrowed view of them.
-    let mut header_bytes = 0usize;
-    let mut oversized_header = false;
-    let mut headers: Vec<(&str, &str)> = Vec::with_capacity(raw.headers().len());
-    for header in raw.headers() {
-        let (name, value) = (header.field.as_str().as_str(), header.value.as_str());
-        header_bytes += name.len() + value.len() + 4;
-        oversized_header |= value.len() > MAX_HEADER_VALUE_BYTES;
-        headers.push((name, value));
-    }
     let request = Request::new(method, raw.url(), headers, request_id);
 
     let mut close_connection = app.is_draining();
