@@ -43,12 +43,7 @@ pub fn run(args: Args) -> Result<ExitCode, CmdError> {
         profiles.push((file.clone(), profile));
     }
     let analysis = analysis::analyze(&profiles);
-    let text = match format {
-        Format::Markdown => analysis::render(&analysis),
-        Format::Json => {
-            serde_json::to_string_pretty(&analysis).expect("analysis serializes") + "\n"
-        }
-    };
+    let text = format.render(&analysis, analysis::render);
     Stdout::new()
         .write(&text)
         .map_err(|err| CmdError::failed_with("cannot write the report", err))?;

@@ -39,12 +39,7 @@ pub fn run(args: Args) -> Result<ExitCode, CmdError> {
     let new = report::load(Path::new(&args.new))?;
     let result = comparison::compare(&args.base, &base, &args.new, &new)
         .map_err(|err| CmdError::failed(err.to_string()))?;
-    let text = match format {
-        Format::Markdown => comparison::render(&result),
-        Format::Json => {
-            serde_json::to_string_pretty(&result).expect("comparison serializes") + "\n"
-        }
-    };
+    let text = format.render(&result, comparison::render);
     Stdout::new()
         .write(&text)
         .map_err(|err| CmdError::failed_with("cannot write the comparison", err))?;

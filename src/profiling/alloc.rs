@@ -153,9 +153,8 @@ struct ThreadState {
     stack_high: Cell<usize>,
 }
 
-thread_local! {
-    // const-initialised and without `Drop`: access is a plain TLS offset, never allocates.
-    static STATE: ThreadState = const {
+impl ThreadState {
+    const fn new() -> ThreadState {
         ThreadState {
             slot: Cell::new(0),
             pending: Cell::new(0),
@@ -165,7 +164,12 @@ thread_local! {
             stack_low: Cell::new(0),
             stack_high: Cell::new(0),
         }
-    };
+    }
+}
+
+thread_local! {
+    // const-initialised and without `Drop`: access is a plain TLS offset, never allocates.
+    static STATE: ThreadState = const { ThreadState::new() };
 }
 
 #[inline(always)]
@@ -804,15 +808,7 @@ pub(crate) mod tests {
 
     #[test]
     fn poisson_gaps_have_the_requested_mean() {
-        let state = ThreadState {
-            slot: Cell::new(0),
-            pending: Cell::new(0),
-            countdown: Cell::new(0),
-            rng: Cell::new(0),
-            busy: Cell::new(false),
-            stack_low: Cell::new(0),
-            stack_high: Cell::new(0),
-        };
+        let state = ThreadState::new();
         let draws = 200_000;
         let mut sum = 0f64;
         let mut sum_sq = 0f64;

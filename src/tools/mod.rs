@@ -31,6 +31,19 @@ impl Format {
             _ => None,
         }
     }
+
+    /// `value` as Markdown (through `markdown`) or as pretty JSON with a final newline.
+    pub fn render<T: serde::Serialize>(
+        self,
+        value: &T,
+        markdown: impl FnOnce(&T) -> String,
+    ) -> String {
+        match self {
+            Format::Markdown => markdown(value),
+            // Our report types are plain data: serializing them cannot fail.
+            Format::Json => serde_json::to_string_pretty(value).expect("report serializes") + "\n",
+        }
+    }
 }
 
 /// Writes to stdout, treating a closed pipe (`analyze … | head`) as success: once the reader
