@@ -107,30 +107,37 @@ pub fn percent_decode(input: &str) -> Cow<'_, str> {
     if !input.bytes().any(|b| b == b'%' || b == b'+') {
         return Cow::Borrowed(input);
     }
-    let bytes = input.as_bytes();
+    Cow::Owned(String::from_utf8_lossy(&percent_decode_bytes(input, true)).into_owned())
+}
+
+/// Percent-decodes `text` to raw bytes; `plus_is_space` for query strings and form bodies.
+/// Malformed escapes (`%zz`, a trailing `%`) are kept literally, as nginx's unescape does.
+pub fn percent_decode_bytes(text: &str, plus_is_space: bool) -> Vec<u8> {
+    let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match (hex_value(bytes[i + 1]), hex_value(bytes[i + 2])) {
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'%' if index + 2 < bytes.len() => {
+                match (hex_value(bytes[index + 1]), hex_value(bytes[index + 2])) {
                     (Some(high), Some(low)) => {
                         out.push(high << 4 | low);
-                        i += 2;
+                        index += 3;
+                        continue;
                     }
                     _ => out.push(b'%'),
                 }
             }
-            other => out.push(other),
+            b'+' if plus_is_space => out.push(b' '),
+            byte => out.push(byte),
         }
-        i += 1;
+        index += 1;
     }
-    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+    out
 }
 
 /// The value of one hex digit (either case).
-pub fn hex_value(byte: u8) -> Option<u8> {
+fn hex_value(byte: u8) -> Option<u8> {
     match byte {
         b'0'..=b'9' => Some(byte - b'0'),
         b'a'..=b'f' => Some(byte - b'a' + 10),

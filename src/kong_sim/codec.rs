@@ -6,33 +6,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::http::request::hex_value;
-
-/// Percent-decodes `text` to raw bytes; `plus_is_space` for query strings and form bodies.
-/// Malformed escapes (`%zz`, a trailing `%`) are kept literally, as nginx's unescape does.
-pub fn percent_decode(text: &str, plus_is_space: bool) -> Vec<u8> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        match bytes[index] {
-            b'%' if index + 2 < bytes.len() => {
-                match (hex_value(bytes[index + 1]), hex_value(bytes[index + 2])) {
-                    (Some(high), Some(low)) => {
-                        out.push(high << 4 | low);
-                        index += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b'+' if plus_is_space => out.push(b' '),
-            byte => out.push(byte),
-        }
-        index += 1;
-    }
-    out
-}
+use crate::http::request::percent_decode_bytes as percent_decode;
 
 /// Percent-decodes into a string; `None` when the bytes are not UTF-8 (no entity can match).
 pub fn percent_decode_utf8(text: &str, plus_is_space: bool) -> Option<String> {
