@@ -114,6 +114,27 @@ fn oversized_bodies_and_headers_are_refused_without_harm() {
         &[("X-Filler", &"y".repeat(9000))],
     );
     assert_eq!(big_header.status, 431);
+    // A header line that never ends is cut off at 64 KiB, before any request exists: the
+    // server answers 431 and closes (or the client sees the reset for the unread rest first);
+    // it must not wait for the line to end.
+    let addr = server.url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let endless = format!(
+        "GET /health/live HTTP/1.1\r\nX-Filler: {}",
+        "z".repeat(200 * 1024)
+    );
+    let _ = stream.write_all(endless.as_bytes());
+    let mut buf = [0u8; 64];
+    match stream.read(&mut buf) {
+        Ok(n) => {
+            let reply = String::from_utf8_lossy(&buf[..n]);
+            assert!(n == 0 || reply.starts_with("HTTP/1.1 431"), "{reply}");
+        }
+        Err(err) => assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}"),
+    }
     let alive = support::get(&format!("{}/health/live", server.url), &[]);
     assert_eq!(
         alive.status,
