@@ -8,14 +8,16 @@
 //! initialised or `Drop` thread-local (registering a TLS destructor can allocate).
 //!
 //! Cost model (PROFILING.md §2.2, §2.6):
-//! - Always: one const thread-local access, owner-only relaxed stores to this thread's own
-//!   64-byte counter slot (no lock-prefixed atomics, so no cache-line ping-pong between
-//!   threads), a thread-local net-bytes delta, and one relaxed load of `SAMPLING`.
-//! - Every 64 KiB of net growth or shrink per thread: one `fetch_add` plus `fetch_max` to keep
-//!   the peak. The peak is therefore exact up to `threads × 64 KiB` (stated in the report).
-//! - While sampling: a byte countdown per thread; when it crosses zero (on average once per
-//!   512 KiB allocated) the slow path walks frame pointers (~0.2 µs) and records the site.
-//!   Frees look the pointer up in a lock-free open-addressing set.
+//! - Always: one `%fs`-relative thread-local access and plain adds to this thread's own
+//!   pending counters, then one compare of a byte countdown. No atomics, no shared cache line.
+//! - Every 64 KiB allocated (or freed) per thread, the slow path publishes the pending counts
+//!   to the thread's 64-byte slot (owner-only relaxed stores) and the net bytes with one
+//!   `fetch_add` plus `fetch_max` for the peak. Counters read by another thread are therefore
+//!   exact up to `PEAK_SLACK_PER_THREAD` per thread (stated in the report); a thread reading
+//!   its own `heap_stats` publishes first.
+//! - While sampling: the countdown also stops at the next sample point (Poisson over bytes,
+//!   on average once per 512 KiB); the slow path walks frame pointers (~0.2 µs) and records
+//!   the site. Frees look the pointer up in a lock-free open-addressing set.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -43,8 +45,10 @@ impl HeapStats {
 
 /// Default mean bytes between samples (Go's `MemProfileRate`, jemalloc's `lg_prof_sample=19`).
 pub const DEFAULT_SAMPLE_RATE: u64 = 512 * 1024;
-/// A thread publishes its net byte delta (and the peak is checked) every this many bytes.
+/// A thread publishes its pending counters (and the peak is checked) every this many bytes
+/// allocated or freed.
 pub const PEAK_SLACK_PER_THREAD: u64 = 64 * 1024;
+const PUBLISH_EVERY: i64 = PEAK_SLACK_PER_THREAD as i64;
 /// Most frames kept per sampled stack.
 pub const MAX_FRAMES: usize = 64;
 
@@ -139,12 +143,23 @@ static PUBLISHED_LIVE: AtomicI64 = AtomicI64::new(0);
 static PEAK: AtomicU64 = AtomicU64::new(0);
 
 struct ThreadState {
-    /// Slot index + 1; 0 until the thread's first allocation.
+    /// Slot index + 1; 0 until the thread's first publish.
     slot: Cell<usize>,
-    /// Net bytes not yet added to `PUBLISHED_LIVE`.
-    pending: Cell<i64>,
-    /// Bytes left until the next sample.
-    countdown: Cell<i64>,
+    /// Counts not yet published to the slot.
+    allocs: Cell<u64>,
+    alloc_bytes: Cell<u64>,
+    frees: Cell<u64>,
+    free_bytes: Cell<u64>,
+    /// Bytes this thread may still allocate before the slow path; starts at 0 so the first
+    /// allocation takes it.
+    alloc_left: Cell<i64>,
+    /// What `alloc_left` was last set to: `alloc_budget - alloc_left` bytes since then.
+    alloc_budget: Cell<i64>,
+    /// Bytes this thread may still free before it publishes.
+    free_left: Cell<i64>,
+    /// Bytes until the next sample, valid while `sample_epoch` is the current session's.
+    sample_left: Cell<i64>,
+    sample_epoch: Cell<u64>,
     /// xorshift state; 0 until the thread first samples.
     rng: Cell<u64>,
     /// Set while this thread is in the sampling slow path (re-entrancy guard).
@@ -157,8 +172,15 @@ impl ThreadState {
     const fn new() -> ThreadState {
         ThreadState {
             slot: Cell::new(0),
-            pending: Cell::new(0),
-            countdown: Cell::new(0),
+            allocs: Cell::new(0),
+            alloc_bytes: Cell::new(0),
+            frees: Cell::new(0),
+            free_bytes: Cell::new(0),
+            alloc_left: Cell::new(0),
+            alloc_budget: Cell::new(0),
+            free_left: Cell::new(0),
+            sample_left: Cell::new(0),
+            sample_epoch: Cell::new(0),
             rng: Cell::new(0),
             busy: Cell::new(false),
             stack_low: Cell::new(0),
@@ -170,6 +192,17 @@ impl ThreadState {
 thread_local! {
     // const-initialised and without `Drop`: access is a plain TLS offset, never allocates.
     static STATE: ThreadState = const { ThreadState::new() };
+}
+
+/// This thread's state. `LocalKey::with` with the whole counting body as its closure was not
+/// inlined, so every allocation paid an indirect call to the key's accessor; a closure that
+/// only returns the address is, and the access becomes one `%fs`-relative load.
+#[inline(always)]
+fn with_state<R>(body: impl FnOnce(&ThreadState) -> R) -> R {
+    let state: *const ThreadState = STATE.with(|state| state as *const ThreadState);
+    // SAFETY: `STATE` is const-initialised and has no destructor, so its storage is valid for
+    // as long as this thread runs, and `ThreadState` is only ever touched by its own thread.
+    body(unsafe { &*state })
 }
 
 #[inline(always)]
@@ -198,13 +231,14 @@ impl Drop for SlotLease {
             return;
         }
         // Destructors of other thread-locals may still allocate after this one: from now on
-        // they count in the shared overflow slot, so a recycled slot never has two writers.
+        // they count in the shared overflow slot, which publishes on every call, so a
+        // recycled slot never has two writers and nothing stays pending when the thread ends.
         let _ = STATE.try_with(|state| {
-            let pending = state.pending.replace(0);
-            if pending != 0 {
-                publish(pending);
-            }
+            publish(state);
             state.slot.set(SLOTS + 1);
+            state.alloc_left.set(0);
+            state.alloc_budget.set(0);
+            state.free_left.set(0);
         });
         RECYCLED[index / 64].fetch_or(1 << (index % 64), Release);
     }
@@ -260,18 +294,13 @@ fn bump(counter: &AtomicU64, index: usize, by: u64) {
 
 #[inline(always)]
 fn on_alloc(ptr: *mut u8, size: usize) {
-    STATE.with(|state| {
-        let index = slot_of(state);
-        let slot = &SLOT_TABLE[index];
-        bump(&slot.allocs, index, 1);
-        bump(&slot.bytes_allocated, index, size as u64);
-        adjust_pending(state, size as i64);
-        if SAMPLING.load(Relaxed) {
-            let left = state.countdown.get() - size as i64;
-            state.countdown.set(left);
-            if left <= 0 {
-                sample_slow(state, ptr as usize, size);
-            }
+    with_state(|state| {
+        state.allocs.set(state.allocs.get() + 1);
+        state.alloc_bytes.set(state.alloc_bytes.get() + size as u64);
+        let left = state.alloc_left.get() - size as i64;
+        state.alloc_left.set(left);
+        if left <= 0 {
+            alloc_slow(state, ptr, size);
         }
     });
 }
@@ -284,12 +313,15 @@ fn on_dealloc(ptr: *mut u8, size: usize) {
 
 #[inline(always)]
 fn count_free(size: usize) {
-    STATE.with(|state| {
-        let index = slot_of(state);
-        let slot = &SLOT_TABLE[index];
-        bump(&slot.frees, index, 1);
-        bump(&slot.bytes_freed, index, size as u64);
-        adjust_pending(state, -(size as i64));
+    with_state(|state| {
+        state.frees.set(state.frees.get() + 1);
+        state.free_bytes.set(state.free_bytes.get() + size as u64);
+        let left = state.free_left.get() - size as i64;
+        state.free_left.set(left);
+        if left <= 0 {
+            publish(state);
+            state.free_left.set(publish_every(state));
+        }
     });
 }
 
@@ -300,28 +332,74 @@ fn untrack_if_sampling(ptr: *mut u8) {
     }
 }
 
-#[inline(always)]
-fn adjust_pending(state: &ThreadState, delta: i64) {
-    let pending = state.pending.get() + delta;
-    if pending.unsigned_abs() >= PEAK_SLACK_PER_THREAD {
-        state.pending.set(0);
-        publish(pending);
+/// Bytes between publishes: 0 (every call) for a thread on the shared overflow slot.
+fn publish_every(state: &ThreadState) -> i64 {
+    if state.slot.get() > SLOTS {
+        0
     } else {
-        state.pending.set(pending);
+        PUBLISH_EVERY
     }
 }
 
+/// Moves this thread's pending counts to its slot and the net bytes to the shared live total.
 #[cold]
-fn publish(delta: i64) {
-    let live = PUBLISHED_LIVE.fetch_add(delta, Relaxed) + delta;
-    if live > 0 {
-        PEAK.fetch_max(live as u64, Relaxed);
+fn publish(state: &ThreadState) {
+    // Taking a slot can allocate (and so re-enter): read the pending counts only after.
+    let index = slot_of(state);
+    let slot = &SLOT_TABLE[index];
+    bump(&slot.allocs, index, state.allocs.replace(0));
+    bump(&slot.frees, index, state.frees.replace(0));
+    let allocated = state.alloc_bytes.replace(0);
+    let freed = state.free_bytes.replace(0);
+    bump(&slot.bytes_allocated, index, allocated);
+    bump(&slot.bytes_freed, index, freed);
+    let delta = allocated as i64 - freed as i64;
+    if delta != 0 {
+        let live = PUBLISHED_LIVE.fetch_add(delta, Relaxed) + delta;
+        if live > 0 {
+            PEAK.fetch_max(live as u64, Relaxed);
+        }
     }
 }
 
-/// Exact counters, summed over every thread's slot. Also folds the current live size into the
+/// The allocation countdown ran out: publish, and while a heap session runs, decide whether
+/// this block is the one that crosses the next sample point.
+#[cold]
+#[inline(never)]
+fn alloc_slow(state: &ThreadState, ptr: *mut u8, size: usize) {
+    let since_budget = state.alloc_budget.get() - state.alloc_left.get();
+    publish(state);
+    let mut budget = publish_every(state);
+    if SAMPLING.load(Acquire) && !state.busy.get() {
+        let rate = SAMPLE_RATE.load(Relaxed);
+        let epoch = SAMPLE_EPOCH.load(Relaxed);
+        let left = if state.sample_epoch.get() == epoch {
+            state.sample_left.get() - since_budget
+        } else {
+            // This thread's first slow path in this session: a fresh gap (memoryless, so
+            // starting it now is unbiased) that this block already counts against.
+            state.sample_epoch.set(epoch);
+            exponential_gap(next_random(state), rate) - size as i64
+        };
+        let left = if left <= 0 {
+            sample(state, ptr as usize, size);
+            exponential_gap(next_random(state), rate)
+        } else {
+            left
+        };
+        state.sample_left.set(left);
+        // Stop again exactly where the next sample point falls.
+        budget = budget.min(left).max(1);
+    }
+    state.alloc_budget.set(budget);
+    state.alloc_left.set(budget);
+}
+
+/// The counters, summed over every thread's slot (this thread's pending counts published
+/// first; other threads' exact up to `PEAK_SLACK_PER_THREAD` each). Also folds the current live size into the
 /// peak, so a reader never sees `peak < live`.
 pub fn heap_stats() -> HeapStats {
+    with_state(publish);
     let mut stats = HeapStats::default();
     for slot in SLOT_TABLE.iter() {
         stats.allocations += slot.allocs.load(Relaxed);
@@ -350,6 +428,8 @@ fn fresh_slots_used() -> usize {
 // Sampling.
 
 static SAMPLING: AtomicBool = AtomicBool::new(false);
+/// Bumped by every `start_sampling`, so each thread draws a fresh first gap per session.
+static SAMPLE_EPOCH: AtomicU64 = AtomicU64::new(0);
 static SAMPLE_RATE: AtomicU64 = AtomicU64::new(DEFAULT_SAMPLE_RATE);
 static SAMPLES: AtomicU64 = AtomicU64::new(0);
 static DROPPED: AtomicU64 = AtomicU64::new(0);
@@ -438,6 +518,7 @@ pub fn start_sampling(rate: u64) {
     SAMPLES.store(0, Relaxed);
     DROPPED.store(0, Relaxed);
     SAMPLE_RATE.store(rate.max(1), Relaxed);
+    SAMPLE_EPOCH.fetch_add(1, Relaxed);
     unlock_sites();
     SAMPLING.store(true, Release);
 }
@@ -539,27 +620,9 @@ fn next_random(state: &ThreadState) -> u64 {
     x
 }
 
-#[cold]
-#[inline(never)]
-fn sample_slow(state: &ThreadState, ptr: usize, size: usize) {
-    if state.busy.get() {
-        return;
-    }
+/// Records this block as a sample; allocations made meanwhile are counted, never sampled.
+fn sample(state: &ThreadState, ptr: usize, size: usize) {
     state.busy.set(true);
-    let rate = SAMPLE_RATE.load(Relaxed);
-    if state.rng.get() == 0 {
-        // First sampling allocation on this thread: draw its first gap (memoryless, so
-        // starting the countdown now is unbiased) and sample only if this block crosses it.
-        let left = exponential_gap(next_random(state), rate) - size as i64;
-        state.countdown.set(left);
-        if left > 0 {
-            state.busy.set(false);
-            return;
-        }
-    }
-    state
-        .countdown
-        .set(exponential_gap(next_random(state), rate));
     let mut frames = [0usize; MAX_FRAMES];
     let depth = capture_stack(state, &mut frames);
     record_sample(ptr, size, &frames[..depth]);
