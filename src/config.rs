@@ -309,29 +309,44 @@ impl ServiceConfig {
             None => number(env, "PORT", 3000u16, 0, u16::MAX)?,
         };
         let server = ServerConfig {
-            host: overrides.host.clone().unwrap_or_else(|| "0.0.0.0".to_owned()),
+            host: overrides
+                .host
+                .clone()
+                .unwrap_or_else(|| "0.0.0.0".to_owned()),
             port,
             workers: match overrides.workers {
                 Some(0) => return Err(invalid("--workers", "0", "an integer from 1 to 1024")),
                 Some(workers) if workers > 1024 => {
-                    return Err(invalid("--workers", &workers.to_string(), "an integer from 1 to 1024"));
+                    return Err(invalid(
+                        "--workers",
+                        &workers.to_string(),
+                        "an integer from 1 to 1024",
+                    ));
                 }
                 Some(workers) => workers,
                 None => (4 * cores).max(8),
             },
             max_body_bytes: number(env, "MAX_REQUEST_BODY_SIZE", 1_048_576u64, 1, 1 << 30)?,
             max_header_length: number(env, "KONG_MAX_HEADER_LENGTH", 256usize, 1, 8192)?,
-            cors_origin: env.get("API_CORS_ORIGIN").unwrap_or("*").to_owned(),
-            cors_allow_headers: env
-                .get("API_CORS_ALLOW_HEADERS")
-                .unwrap_or("Content-Type, Authorization, X-Consumer-ID, X-Consumer-Username, X-Anonymous-Consumer, X-Request-Id")
-                .to_owned(),
-            cors_allow_methods: env
-                .get("API_CORS_ALLOW_METHODS")
-                .unwrap_or("GET, POST, DELETE, OPTIONS")
-                .to_owned(),
+            cors_origin: header_value(env, "API_CORS_ORIGIN", "*")?,
+            cors_allow_headers: header_value(
+                env,
+                "API_CORS_ALLOW_HEADERS",
+                "Content-Type, Authorization, X-Consumer-ID, X-Consumer-Username, X-Anonymous-Consumer, X-Request-Id",
+            )?,
+            cors_allow_methods: header_value(
+                env,
+                "API_CORS_ALLOW_METHODS",
+                "GET, POST, DELETE, OPTIONS",
+            )?,
             cors_max_age_seconds: number(env, "API_CORS_MAX_AGE", 86_400u64, 0, 31_536_000)?,
-            shutdown_grace: Duration::from_secs(number(env, "SHUTDOWN_GRACE_SECONDS", 10u64, 0, 3600)?),
+            shutdown_grace: Duration::from_secs(number(
+                env,
+                "SHUTDOWN_GRACE_SECONDS",
+                10u64,
+                0,
+                3600,
+            )?),
         };
 
         let embedded = overrides.kong_sim_url.is_some();
@@ -623,6 +638,26 @@ where
     }
 }
 
+/// A value sent as a response header on every response: printable ASCII only, so it can
+/// neither break the header block (CR, LF) nor be dropped as non-ASCII.
+fn header_value(env: &Env, name: &str, default: &str) -> Result<String, ConfigError> {
+    let Some(text) = env.get(name) else {
+        return Ok(default.to_owned());
+    };
+    if text
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+    {
+        Ok(text.to_owned())
+    } else {
+        Err(invalid(
+            name,
+            text,
+            "printable ASCII (a response header value)",
+        ))
+    }
+}
+
 fn boolean(env: &Env, name: &str, default: bool) -> Result<bool, ConfigError> {
     let Some(text) = env.get(name) else {
         return Ok(default);
@@ -678,6 +713,8 @@ mod tests {
             ("LOG_LEVEL", "loud"),
             ("KONG_JWT_KEY_CLAIM_NAME", "iss"),
             ("PORT", "70000"),
+            ("API_CORS_ORIGIN", "https://a.test\r\nSet-Cookie: x=1"),
+            ("API_CORS_ALLOW_METHODS", "GET, PÖST"),
         ];
         for (variable, value) in cases {
             let err = load(&[(variable, value)]).unwrap_err().to_string();

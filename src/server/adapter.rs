@@ -10,9 +10,10 @@ use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
-use tiny_http::{Header, StatusCode};
+use tiny_http::StatusCode;
 
 use crate::app::App;
+use crate::config::ServerConfig;
 use crate::http::problem::{ErrorCode, Problem};
 use crate::http::{Body, Method, Request, Response, router};
 use crate::ids;
@@ -129,26 +130,21 @@ fn to_tiny(
     request_id: &str,
     close: bool,
 ) -> tiny_http::Response<Cursor<Cow<'static, [u8]>>> {
-    let server = &app.config.server;
-    let mut headers = Vec::with_capacity(response.headers.len() + 6);
-    let mut push =
-        |name: &str, value: &str| match Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            Ok(header) => headers.push(header),
-            Err(()) => log::warn!("dropping response header {name}: value is not ASCII"),
-        };
+    // One buffer for all our header lines: tiny_http's `Header` costs two allocations each.
+    let mut lines =
+        Vec::with_capacity(64 + app.cors_header_lines.len() + 48 * response.headers.len());
     for (name, value) in &response.headers {
-        push(name, value);
+        if is_header_value(value) {
+            push_header_line(&mut lines, name, value);
+        } else {
+            log::warn!("dropping response header {name}: value is not printable ASCII");
+        }
     }
-    push("X-Request-Id", request_id);
-    push("Access-Control-Allow-Origin", &server.cors_origin);
-    push("Access-Control-Allow-Headers", &server.cors_allow_headers);
-    push("Access-Control-Allow-Methods", &server.cors_allow_methods);
-    push(
-        "Access-Control-Expose-Headers",
-        "X-Request-Id, Retry-After, ETag",
-    );
+    // Accepted inbound ids are `[A-Za-z0-9._-]`; generated ones are UUIDs.
+    push_header_line(&mut lines, "X-Request-Id", request_id);
+    lines.extend_from_slice(&app.cors_header_lines);
     if close {
-        push("Connection", "close");
+        lines.extend_from_slice(b"Connection: close\r\n");
     }
     let body: Cow<'static, [u8]> = match response.body {
         Body::Empty => Cow::Borrowed(&[]),
@@ -158,11 +154,52 @@ fn to_tiny(
     let length = body.len();
     tiny_http::Response::new(
         StatusCode(response.status),
-        headers,
+        Vec::new(),
         Cursor::new(body),
         Some(length),
         None,
     )
+    .with_raw_headers(lines)
+}
+
+/// The CORS lines of every response (the config refuses values that are not printable ASCII).
+pub fn cors_header_lines(server: &ServerConfig) -> Box<[u8]> {
+    let mut lines = Vec::new();
+    push_header_line(
+        &mut lines,
+        "Access-Control-Allow-Origin",
+        &server.cors_origin,
+    );
+    push_header_line(
+        &mut lines,
+        "Access-Control-Allow-Headers",
+        &server.cors_allow_headers,
+    );
+    push_header_line(
+        &mut lines,
+        "Access-Control-Allow-Methods",
+        &server.cors_allow_methods,
+    );
+    push_header_line(
+        &mut lines,
+        "Access-Control-Expose-Headers",
+        "X-Request-Id, Retry-After, ETag",
+    );
+    lines.into_boxed_slice()
+}
+
+fn push_header_line(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Printable ASCII and tab: nothing that could end the header line or the header block.
+fn is_header_value(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
 }
 
 #[cfg(test)]
@@ -175,5 +212,12 @@ mod tests {
         assert!(!is_acceptable_request_id(""));
         assert!(!is_acceptable_request_id("has space"));
         assert!(!is_acceptable_request_id(&"x".repeat(129)));
+    }
+
+    #[test]
+    fn header_values_cannot_break_the_header_block() {
+        assert!(is_header_value("W/\"abc\", max-age=60\t1"));
+        assert!(!is_header_value("a\r\nSet-Cookie: x=1"));
+        assert!(!is_header_value("caf\u{e9}"));
     }
 }

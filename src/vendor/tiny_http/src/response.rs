@@ -41,6 +41,8 @@ pub struct Response<R> {
     reader: R,
     status_code: StatusCode,
     headers: Vec<Header>,
+    /// Patched for auth-service: header lines already rendered (`Name: value\r\n`...).
+    raw_headers: Vec<u8>,
     data_length: Option<usize>,
     chunked_threshold: Option<usize>,
 }
@@ -71,42 +73,28 @@ impl FromStr for TransferEncoding {
 }
 
 /// Builds a Date: header with the current date.
-fn build_date_header() -> Header {
-    let d = HttpDate::from(SystemTime::now());
-    Header::from_bytes(&b"Date"[..], &d.to_string().into_bytes()[..]).unwrap()
-}
-
-fn write_message_header<W>(
-    mut writer: W,
-    http_version: &HTTPVersion,
-    status_code: &StatusCode,
-    headers: &[Header],
-) -> IoResult<()>
-where
-    W: Write,
-{
-    // writing status line
-    write!(
-        &mut writer,
-        "HTTP/{}.{} {} {}\r\n",
-        http_version.0,
-        http_version.1,
-        status_code.0,
-        status_code.default_reason_phrase()
-    )?;
-
-    // writing headers
-    for header in headers.iter() {
-        writer.write_all(header.field.as_str().as_ref())?;
-        write!(&mut writer, ": ")?;
-        writer.write_all(header.value.as_str().as_ref())?;
-        write!(&mut writer, "\r\n")?;
+/// Patched for auth-service: the IMF-fixdate of now, formatted once per second per thread.
+fn push_http_date(out: &mut Vec<u8>) {
+    use std::cell::Cell;
+    thread_local! {
+        static CACHED: Cell<(u64, [u8; 29])> = const { Cell::new((u64::MAX, [0; 29])) };
     }
-
-    // separator between header and data
-    write!(&mut writer, "\r\n")?;
-
-    Ok(())
+    let now = SystemTime::now();
+    let second = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (cached_second, mut text) = CACHED.with(Cell::get);
+    if cached_second != second {
+        let mut slice = &mut text[..];
+        // An IMF-fixdate is always 29 bytes.
+        if write!(slice, "{}", HttpDate::from(now)).is_err() {
+            out.extend_from_slice(HttpDate::from(now).to_string().as_bytes());
+            return;
+        }
+        CACHED.with(|cell| cell.set((second, text)));
+    }
+    out.extend_from_slice(&text);
 }
 
 fn choose_transfer_encoding(
@@ -203,7 +191,9 @@ where
         let mut response = Response {
             reader: data,
             status_code,
-            headers: Vec::with_capacity(16),
+            // Patched for auth-service: no allocation for a response without these headers.
+            headers: Vec::with_capacity(headers.len()),
+            raw_headers: Vec::new(),
             data_length,
             chunked_threshold: None,
         };
@@ -308,6 +298,16 @@ where
         self
     }
 
+    /// Patched for auth-service: header lines the caller rendered itself, each
+    /// `Name: value\r\n`, written after the headers of this response as they are. The caller
+    /// answers for them: no CR or LF inside a value, and none of the headers this crate
+    /// manages (`Connection` excepted, which is passed through), so a response costs no
+    /// allocation per header.
+    pub fn with_raw_headers(mut self, lines: Vec<u8>) -> Response<R> {
+        self.raw_headers = lines;
+        self
+    }
+
     /// Returns the same request, but with different data.
     pub fn with_data<S>(self, reader: S, data_length: Option<usize>) -> Response<S>
     where
@@ -316,6 +316,7 @@ where
         Response {
             reader,
             headers: self.headers,
+            raw_headers: self.raw_headers,
             status_code: self.status_code,
             data_length,
             chunked_threshold: self.chunked_threshold,
@@ -348,18 +349,10 @@ where
             self.chunked_threshold(),
         ));
 
-        // add `Date` if not in the headers
-        if !self.headers.iter().any(|h| h.field.equiv("Date")) {
-            self.headers.insert(0, build_date_header());
-        }
-
-        // add `Server` if not in the headers
-        if !self.headers.iter().any(|h| h.field.equiv("Server")) {
-            self.headers.insert(
-                0,
-                Header::from_bytes(&b"Server"[..], &b"tiny-http (Rust)"[..]).unwrap(),
-            );
-        }
+        // Patched for auth-service: `Date` and `Server` are written straight into the header
+        // block below instead of being allocated as `Header`s for every response.
+        let add_date = !self.headers.iter().any(|h| h.field.equiv("Date"));
+        let add_server = !self.headers.iter().any(|h| h.field.equiv("Server"));
 
         // handling upgrade
         if let Some(upgrade) = upgrade {
@@ -377,17 +370,27 @@ where
         // if the transfer encoding is identity, the content length must be known ; therefore if
         // we don't know it, we buffer the entire response first here
         // while this is an expensive operation, it is only ever needed for clients using HTTP 1.0
-        let (mut reader, data_length): (Box<dyn Read>, _) =
-            match (self.data_length, transfer_encoding) {
-                (Some(l), _) => (Box::new(self.reader), Some(l)),
-                (None, Some(TransferEncoding::Identity)) => {
-                    let mut buf = Vec::new();
-                    self.reader.read_to_end(&mut buf)?;
-                    let l = buf.len();
-                    (Box::new(Cursor::new(buf)), Some(l))
-                }
-                _ => (Box::new(self.reader), None),
-            };
+        // Patched for auth-service: the common case (known length) is not boxed.
+        let mut buffered: Option<Cursor<Vec<u8>>> = None;
+        let mut direct: Option<R> = None;
+        let data_length = match (self.data_length, transfer_encoding) {
+            (Some(l), _) => Some(l),
+            (None, Some(TransferEncoding::Identity)) => {
+                let mut buf = Vec::new();
+                self.reader.read_to_end(&mut buf)?;
+                let l = buf.len();
+                buffered = Some(Cursor::new(buf));
+                Some(l)
+            }
+            _ => None,
+        };
+        let reader: &mut dyn Read = match buffered.as_mut() {
+            Some(cursor) => cursor,
+            None => {
+                direct = Some(self.reader);
+                direct.as_mut().unwrap()
+            }
+        };
 
         // checking whether to ignore the body of the response
         let do_not_send_body = do_not_send_body
@@ -397,35 +400,44 @@ where
                 _ => false,
             };
 
-        // preparing headers for transfer
+        // Patched for auth-service: the whole header block is rendered into one buffer and
+        // written with one call (upstream made four locked writes per header).
+        let mut head = Vec::with_capacity(160 + self.raw_headers.len());
+        write!(
+            &mut head,
+            "HTTP/{}.{} {} {}\r\n",
+            http_version.0,
+            http_version.1,
+            self.status_code.0,
+            self.status_code.default_reason_phrase()
+        )?;
+        if add_server {
+            head.extend_from_slice(b"Server: tiny-http (Rust)\r\n");
+        }
+        if add_date {
+            head.extend_from_slice(b"Date: ");
+            push_http_date(&mut head);
+            head.extend_from_slice(b"\r\n");
+        }
+        for header in self.headers.iter() {
+            head.extend_from_slice(header.field.as_str().as_str().as_bytes());
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(header.value.as_str().as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
+        head.extend_from_slice(&self.raw_headers);
         match transfer_encoding {
-            Some(TransferEncoding::Chunked) => self
-                .headers
-                .push(Header::from_bytes(&b"Transfer-Encoding"[..], &b"chunked"[..]).unwrap()),
-
+            Some(TransferEncoding::Chunked) => {
+                head.extend_from_slice(b"Transfer-Encoding: chunked\r\n")
+            }
             Some(TransferEncoding::Identity) => {
                 assert!(data_length.is_some());
-                let data_length = data_length.unwrap();
-
-                self.headers.push(
-                    Header::from_bytes(
-                        &b"Content-Length"[..],
-                        format!("{}", data_length).as_bytes(),
-                    )
-                    .unwrap(),
-                )
+                write!(&mut head, "Content-Length: {}\r\n", data_length.unwrap())?;
             }
-
             _ => (),
         };
-
-        // sending headers
-        write_message_header(
-            writer.by_ref(),
-            &http_version,
-            &self.status_code,
-            &self.headers,
-        )?;
+        head.extend_from_slice(b"\r\n");
+        writer.write_all(&head)?;
 
         // sending the body
         if !do_not_send_body {
@@ -434,7 +446,7 @@ where
                     use chunked_transfer::Encoder;
 
                     let mut writer = Encoder::new(writer);
-                    io::copy(&mut reader, &mut writer)?;
+                    io::copy(reader, &mut writer)?;
                 }
 
                 Some(TransferEncoding::Identity) => {
@@ -442,7 +454,7 @@ where
                     let data_length = data_length.unwrap();
 
                     if data_length >= 1 {
-                        io::copy(&mut reader, &mut writer)?;
+                        io::copy(reader, &mut writer)?;
                     }
                 }
 
@@ -479,6 +491,7 @@ where
             reader: Box::new(self.reader) as Box<dyn Read + Send>,
             status_code: self.status_code,
             headers: self.headers,
+            raw_headers: self.raw_headers,
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
         }
@@ -567,6 +580,7 @@ impl Clone for Response<io::Empty> {
             reader: io::empty(),
             status_code: self.status_code,
             headers: self.headers.clone(),
+            raw_headers: self.raw_headers.clone(),
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
         }
