@@ -52,7 +52,11 @@ pub struct Options {
     /// The same service built with `--features system-alloc`, for the allocator row.
     pub system_alloc_binary: Option<PathBuf>,
     pub tool: Tool,
+    /// A/B pairs per hot-path comparison.
     pub pairs: usize,
+    /// A/B pairs per overhead comparison: the 1-2 % effects need more pairs than the ratios
+    /// of the hot path.
+    pub overhead_pairs: usize,
     pub window: Duration,
     pub warmup: Duration,
     /// How long after the last c64 window the settled RSS is read.
@@ -205,13 +209,19 @@ fn run_with(
     results.memory.after_load_secs = options.settle.as_secs_f64();
     results.memory.peak_without_session = main.peak_rss_bytes();
 
-    progress("bench: profiling sessions (off / CPU 99 Hz / heap), alternating");
+    progress(&format!(
+        "bench: profiling sessions: {} pairs of off / CPU 99 Hz, then of off / heap",
+        options.overhead_pairs
+    ));
     results
         .overhead
-        .extend(sessions(&driver, &main, options.pairs, options.window)?);
+        .extend(sessions(&driver, &main, options.overhead_pairs, options.window)?);
     session_memory(&driver, &main, options, &mut results.memory)?;
 
-    progress("bench: SLA monitor and allocator wrapper (alternating servers)");
+    progress(&format!(
+        "bench: SLA monitor, then allocator wrapper: {} pairs each (alternating servers)",
+        options.overhead_pairs
+    ));
     results
         .overhead
         .extend(servers(&driver, &main, options, kong_url)?);
@@ -268,7 +278,27 @@ fn hot_path(
         .collect())
 }
 
-/// `/tokens` without a session, with a CPU session, with a heap session, rotating.
+/// Runs `pairs` A/B pairs of windows, swapping the order every other pair (A B, B A, ...) so
+/// a drift of the machine during a pair does not always favour the same side.
+fn ab_pairs(
+    pairs: usize,
+    mut a: impl FnMut() -> Result<Window, BenchError>,
+    mut b: impl FnMut() -> Result<Window, BenchError>,
+) -> Result<(Vec<Window>, Vec<Window>), BenchError> {
+    let (mut a_windows, mut b_windows) = (Vec::with_capacity(pairs), Vec::with_capacity(pairs));
+    for pair in 0..pairs {
+        if pair % 2 == 0 {
+            a_windows.push(a()?);
+            b_windows.push(b()?);
+        } else {
+            b_windows.push(b()?);
+            a_windows.push(a()?);
+        }
+    }
+    Ok((a_windows, b_windows))
+}
+
+/// `/tokens` without a session against with a CPU session, then against with a heap session.
 fn sessions(
     driver: &Driver,
     server: &Server,
@@ -282,34 +312,28 @@ fn sessions(
     debug.stop().map_err(BenchError::Profiling)?;
     thread::sleep(AFTER_STOP_PAUSE);
 
-    let variants = [None, Some(Kind::Cpu), Some(Kind::Heap)];
-    let mut windows: Vec<Vec<Window>> = vec![Vec::new(); variants.len()];
-    for pair in 0..pairs {
-        for k in 0..variants.len() {
-            let at = (pair + k) % variants.len();
-            if let Some(kind) = variants[at] {
-                debug.start(kind).map_err(BenchError::Profiling)?;
-            }
-            let measured = driver.measure(server, Endpoint::Tokens, OVERHEAD_CONCURRENCY, window);
-            if variants[at].is_some() {
-                // Stop even when the window failed, so no session runs on.
-                debug.stop().map_err(BenchError::Profiling)?;
-                thread::sleep(AFTER_STOP_PAUSE);
-            }
-            windows[at].push(measured?);
-        }
-    }
+    let without = || driver.measure(server, Endpoint::Tokens, OVERHEAD_CONCURRENCY, window);
+    let with = |kind: Kind| {
+        debug.start(kind).map_err(BenchError::Profiling)?;
+        let measured = driver.measure(server, Endpoint::Tokens, OVERHEAD_CONCURRENCY, window);
+        // Stop even when the window failed, so no session runs on.
+        debug.stop().map_err(BenchError::Profiling)?;
+        thread::sleep(AFTER_STOP_PAUSE);
+        measured
+    };
+    let (cpu_off, cpu_on) = ab_pairs(pairs, without, || with(Kind::Cpu))?;
+    let (heap_off, heap_on) = ab_pairs(pairs, without, || with(Kind::Heap))?;
     Ok(vec![
         overhead_row(
             "CPU profiling session at 99 Hz (/tokens)",
-            &windows[0],
-            &windows[1],
+            &cpu_off,
+            &cpu_on,
             Some(2.0),
         ),
         overhead_row(
             "heap profiling session (/tokens)",
-            &windows[0],
-            &windows[2],
+            &heap_off,
+            &heap_on,
             None,
         ),
     ])
@@ -354,34 +378,33 @@ fn servers(
         )?),
         None => None,
     };
-    let mut all: Vec<&Server> = vec![main, &monitored];
-    all.extend(system.as_ref());
-    for server in &all[1..] {
+    for server in std::iter::once(&monitored).chain(system.as_ref()) {
         // Fills this server's credential cache, so its windows are all cache hits too.
         scenario::fetch_tokens(&server.target, &driver.consumers).map_err(BenchError::Tokens)?;
     }
-    let mut windows: Vec<Vec<Window>> = vec![Vec::new(); all.len()];
-    for pair in 0..options.pairs {
-        for k in 0..all.len() {
-            let at = (pair + k) % all.len();
-            windows[at].push(driver.measure(
-                all[at],
-                Endpoint::Tokens,
-                OVERHEAD_CONCURRENCY,
-                options.window,
-            )?);
-        }
-    }
+    let tokens = |server: &Server| {
+        driver.measure(
+            server,
+            Endpoint::Tokens,
+            OVERHEAD_CONCURRENCY,
+            options.window,
+        )
+    };
+    let pairs = options.overhead_pairs;
+    let (off, on) = ab_pairs(pairs, || tokens(main), || tokens(&monitored))?;
     let mut rows = vec![overhead_row(
         "SLA monitor, CONTINUOUS_PROFILING_ENABLED=true (/tokens)",
-        &windows[0],
-        &windows[1],
+        &off,
+        &on,
         Some(2.0),
     )];
     let alloc_name = "allocator wrapper vs System allocator (/tokens)";
-    rows.push(match system {
+    rows.push(match &system {
         // Ours is "with", the plain System allocator "without".
-        Some(_) => overhead_row(alloc_name, &windows[2], &windows[0], Some(1.0)),
+        Some(system) => {
+            let (plain, ours) = ab_pairs(pairs, || tokens(system), || tokens(main))?;
+            overhead_row(alloc_name, &plain, &ours, Some(1.0))
+        }
         None => OverheadRow {
             name: alloc_name,
             target_percent: Some(1.0),

@@ -17,6 +17,7 @@ pub struct Meta {
     pub load_after: String,
     pub tool: String,
     pub pairs: usize,
+    pub overhead_pairs: usize,
     pub window_secs: f64,
     pub elapsed_secs: f64,
     pub quick: bool,
@@ -105,11 +106,13 @@ pub fn render(results: &Results) -> String {
     ));
     out.push_str(&format!("- load generator: {}\n", meta.tool));
     out.push_str(&format!(
-        "- method: {} pairs of alternating {:.1} s windows in one run{}; ratio = B ÷ A per pair, \
-         shown as median and min–max; took {:.0} s\n\n",
-        meta.pairs,
+        "- method: alternating {:.1} s windows in one run{}, {} pairs per hot-path ratio and {} \
+         per overhead (A/B order swapped every other pair); ratio = B ÷ A per pair, shown as \
+         median and min–max; took {:.0} s\n\n",
         meta.window_secs,
         if meta.quick { " (--quick)" } else { "" },
+        meta.pairs,
+        meta.overhead_pairs,
         meta.elapsed_secs
     ));
     out.push_str(&render_table(
@@ -320,6 +323,7 @@ mod tests {
                 cores: 2,
                 tool: "wrk".to_owned(),
                 pairs: 5,
+                overhead_pairs: 8,
                 window_secs: 3.0,
                 ..Meta::default()
             },
@@ -412,7 +416,7 @@ mod tests {
             "{cold}"
         );
         assert!(text.contains("- git commit: abc1234\n"));
-        assert!(text.contains("5 pairs of alternating 3.0 s windows"));
+        assert!(text.contains("alternating 3.0 s windows in one run, 5 pairs per hot-path ratio and 8 per overhead"));
     }
 
     #[test]

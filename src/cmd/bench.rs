@@ -40,10 +40,13 @@ pub struct Args {
     /// allocator row is skipped
     #[argh(option)]
     pub system_alloc_binary: Option<PathBuf>,
-    /// number of A/B pairs per comparison (default 5, --quick 3)
+    /// number of A/B pairs per hot-path comparison (default 5, --quick 3)
     #[argh(option)]
     pub pairs: Option<usize>,
-    /// seconds per window (default 3, --quick 1; wrk rounds up to whole seconds)
+    /// number of A/B pairs per overhead comparison (default 8, --quick 2)
+    #[argh(option)]
+    pub overhead_pairs: Option<usize>,
+    /// seconds per window (default 2, --quick 1; wrk rounds up to whole seconds)
     #[argh(option)]
     pub window: Option<f64>,
 }
@@ -56,7 +59,13 @@ pub fn run(args: Args) -> Result<ExitCode, CmdError> {
             "--pairs: {pairs} is out of range (1 to 50)"
         )));
     }
-    let window = args.window.unwrap_or(if args.quick { 1.0 } else { 3.0 });
+    let overhead_pairs = args.overhead_pairs.unwrap_or(if args.quick { 2 } else { 8 });
+    if !(1..=50).contains(&overhead_pairs) {
+        return Err(CmdError::usage(format!(
+            "--overhead-pairs: {overhead_pairs} is out of range (1 to 50)"
+        )));
+    }
+    let window = args.window.unwrap_or(if args.quick { 1.0 } else { 2.0 });
     if !(window.is_finite() && (0.1..=60.0).contains(&window)) {
         return Err(CmdError::usage(format!(
             "--window: {window} is out of range (0.1 to 60 seconds)"
@@ -104,6 +113,7 @@ pub fn run(args: Args) -> Result<ExitCode, CmdError> {
         system_alloc_binary: args.system_alloc_binary.clone(),
         tool,
         pairs,
+        overhead_pairs,
         window,
         warmup: if args.quick {
             window / 2
@@ -132,6 +142,7 @@ pub fn run(args: Args) -> Result<ExitCode, CmdError> {
         load_after: load_average(),
         tool: tool_text,
         pairs,
+        overhead_pairs,
         window_secs: window.as_secs_f64(),
         elapsed_secs: began.elapsed().as_secs_f64(),
         quick: args.quick,

@@ -18,6 +18,8 @@ fn quick_builtin_bench_writes_every_row() {
             "builtin",
             "--pairs",
             "1",
+            "--overhead-pairs",
+            "1",
             "--window",
             "0.2",
             "--results-dir",
