@@ -12,7 +12,9 @@
 //! # Code map
 //!
 //! **Request path** (`serve`): `server` binds tiny_http and runs a fixed pool of worker
-//! threads (`server::pool`). Each worker takes a request off tiny_http's queue and hands it to
+//! threads (`server::pool`), of which only as many as cores take requests at a time
+//! (`blocking::Turns`); a worker about to wait on Kong hands its turn to a reserve worker
+//! (`blocking::section`). Each worker takes a request off tiny_http's queue and hands it to
 //! `server::adapter`, which turns it into our `http::Request`, calls `http::router::route`
 //! inside `catch_unwind`, and writes our `http::Response` back with the request id and CORS
 //! headers. The router is one `match`; handlers live in `handlers/` (`tokens`, `health`,
@@ -68,6 +70,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod blocking;
 pub mod cmd;
 pub mod config;
 pub mod handlers;

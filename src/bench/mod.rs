@@ -213,9 +213,12 @@ fn run_with(
         "bench: profiling sessions: {} pairs of off / CPU 99 Hz, then of off / heap",
         options.overhead_pairs
     ));
-    results
-        .overhead
-        .extend(sessions(&driver, &main, options.overhead_pairs, options.window)?);
+    results.overhead.extend(sessions(
+        &driver,
+        &main,
+        options.overhead_pairs,
+        options.window,
+    )?);
     session_memory(&driver, &main, options, &mut results.memory)?;
 
     progress(&format!(

@@ -416,7 +416,9 @@ mod tests {
             "{cold}"
         );
         assert!(text.contains("- git commit: abc1234\n"));
-        assert!(text.contains("alternating 3.0 s windows in one run, 5 pairs per hot-path ratio and 8 per overhead"));
+        assert!(text.contains(
+            "alternating 3.0 s windows in one run, 5 pairs per hot-path ratio and 8 per overhead"
+        ));
     }
 
     #[test]

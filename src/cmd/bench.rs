@@ -59,7 +59,9 @@ pub fn run(args: Args) -> Result<ExitCode, CmdError> {
             "--pairs: {pairs} is out of range (1 to 50)"
         )));
     }
-    let overhead_pairs = args.overhead_pairs.unwrap_or(if args.quick { 2 } else { 8 });
+    let overhead_pairs = args
+        .overhead_pairs
+        .unwrap_or(if args.quick { 2 } else { 8 });
     if !(1..=50).contains(&overhead_pairs) {
         return Err(CmdError::usage(format!(
             "--overhead-pairs: {overhead_pairs} is out of range (1 to 50)"

@@ -208,7 +208,8 @@ fn start(profiler: &Profiler, request: &Request<'_>) -> Response {
 }
 
 fn stop(profiler: &Profiler, request: &Request<'_>) -> Response {
-    match profiler.stop() {
+    // Symbolizing and writing the reports can take seconds.
+    match crate::blocking::section(|| profiler.stop()) {
         Ok(Some(finished)) => Response::json(
             200,
             &json!({
@@ -387,7 +388,7 @@ fn pprof_cpu(profiler: &Profiler, request: &Request<'_>) -> Response {
         Ok(seconds) => seconds.unwrap_or(PPROF_DEFAULT_SECONDS),
         Err(response) => return response,
     };
-    match profiler.cpu_pprof_for(seconds) {
+    match crate::blocking::section(|| profiler.cpu_pprof_for(seconds)) {
         Ok(bytes) => pprof_bytes(bytes, "profile"),
         Err(err) => error_response(request, &err),
     }

@@ -119,7 +119,7 @@ impl CredentialStore {
             }
         };
         if !leader {
-            return self.follow(&flight);
+            return crate::blocking::section(|| self.follow(&flight));
         }
         // The guard publishes the result and retires the flight even if the lookup panics.
         let mut publish = PublishOnDrop {
@@ -128,7 +128,7 @@ impl CredentialStore {
             flight: &flight,
             result: None,
         };
-        let result = self.fetch(consumer_id, stale);
+        let result = crate::blocking::section(|| self.fetch(consumer_id, stale));
         publish.result = Some(result.clone());
         result
     }
@@ -189,8 +189,7 @@ impl CredentialStore {
     /// Kong's reachability, probed at most once per `HEALTH_KONG_CACHE_MS`.
     pub fn health(&self) -> KongProbe {
         self.health.probe(|| {
-            self.client
-                .health(&self.metrics)
+            crate::blocking::section(|| self.client.health(&self.metrics))
                 .map_err(|err| err.to_string())
         })
     }

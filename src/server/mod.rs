@@ -57,7 +57,9 @@ pub fn start(app: Arc<App>) -> Result<Running, ServeError> {
             cause: "not an IP listener".into(),
         })?;
     let server = Arc::new(server);
-    let pool = pool::spawn(&app, &server, app.config.server.workers).map_err(ServeError::Spawn)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pool =
+        pool::spawn(&app, &server, app.config.server.workers, cores).map_err(ServeError::Spawn)?;
     Ok(Running {
         addr,
         app,

@@ -1,6 +1,10 @@
 //! The fixed worker pool: N threads over one `Arc<tiny_http::Server>`, each taking requests off
 //! its queue and answering them through the adapter.
 //!
+//! Only as many workers as cores take requests at a time (`blocking::Turns`); the others are
+//! the reserve for workers that block on Kong, which hand over their turn first. A reserve
+//! worker still looks at the queue once per poll interval, so a turn holder stuck somewhere
+//! unforeseen (a client that stopped reading) delays requests but never stalls them.
 //! Workers never exit on their own except at shutdown; a panicking handler is contained by the
 //! adapter, so one bad request cannot shrink the pool.
 
@@ -10,6 +14,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::app::App;
+use crate::blocking::Turns;
 use crate::server::adapter;
 
 /// How long a worker waits on an empty queue before re-checking for shutdown. In drain mode
@@ -27,23 +32,27 @@ pub struct Pool {
     pub workers: Vec<JoinHandle<()>>,
 }
 
+/// `count` workers, of which at most `takers` take requests at a time.
 pub fn spawn(
     app: &Arc<App>,
     server: &Arc<tiny_http::Server>,
     count: usize,
+    takers: usize,
 ) -> std::io::Result<Pool> {
     let drain = Arc::new(Drain {
         epoch: Instant::now(),
         deadline_ms: AtomicU64::new(0),
     });
+    let turns = Turns::new(takers.min(count));
     let workers = (0..count)
         .map(|index| {
             let app = Arc::clone(app);
             let server = Arc::clone(server);
             let drain = Arc::clone(&drain);
+            let turns = Arc::clone(&turns);
             thread::Builder::new()
                 .name(format!("worker-{index}"))
-                .spawn(move || work(&app, &server, &drain))
+                .spawn(move || work(&app, &server, &drain, &turns))
         })
         .collect::<std::io::Result<Vec<_>>>()?;
     Ok(Pool { drain, workers })
@@ -65,9 +74,15 @@ impl Pool {
     }
 }
 
-fn work(app: &App, server: &tiny_http::Server, drain: &Drain) {
+fn work(app: &App, server: &tiny_http::Server, drain: &Drain, turns: &Arc<Turns>) {
     loop {
-        let polled = server.recv_timeout(POLL);
+        // Draining, every worker helps empty the queue.
+        let draining = drain.deadline_ms.load(Ordering::SeqCst) != 0;
+        let polled = if draining || turns.take(POLL) {
+            server.recv_timeout(POLL)
+        } else {
+            server.try_recv()
+        };
         let deadline_ms = drain.deadline_ms.load(Ordering::SeqCst);
         match polled {
             Ok(Some(request)) => adapter::serve(app, request, Instant::now()),

@@ -227,3 +227,44 @@ fn concurrent_first_requests_share_one_kong_call() {
     assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
     assert_eq!(support::kong_credential_gets(&sim.url), 1, "single-flight");
 }
+
+#[test]
+fn requests_waiting_on_kong_do_not_hold_up_the_others() {
+    // Only as many workers as cores take requests; one that waits on Kong hands its turn over.
+    let sim = support::kong_sim(&["--latency-ms", "3000"]);
+    let server = support::serve(
+        &sim.url,
+        &[
+            ("KONG_TIMEOUT_MS", "10000"),
+            ("HEALTH_KONG_CACHE_MS", "600000"),
+        ],
+    );
+    let url = server.url.clone();
+    assert_eq!(tokens(&url, CONSUMER_ID, CONSUMER_NAME).status, 200);
+    let slow_done = std::sync::atomic::AtomicUsize::new(0);
+    thread::scope(|scope| {
+        let slow: Vec<_> = (2..=5)
+            .map(|n| {
+                let (url, slow_done) = (&url, &slow_done);
+                scope.spawn(move || {
+                    let id = format!("00000000-0000-4000-8000-00000000000{n}");
+                    let reply = tokens(url, &id, &format!("test-consumer-00{n}"));
+                    slow_done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    reply.status
+                })
+            })
+            .collect();
+        // Let the four cache misses reach Kong first (sequencing only, nothing is timed).
+        thread::sleep(Duration::from_millis(300));
+        assert_eq!(tokens(&url, CONSUMER_ID, CONSUMER_NAME).status, 200);
+        assert_eq!(support::get(&format!("{url}/health/live"), &[]).status, 200);
+        assert_eq!(
+            slow_done.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "answered while all four Kong lookups were still in flight"
+        );
+        for handle in slow {
+            assert_eq!(handle.join().unwrap(), 200);
+        }
+    });
+}
