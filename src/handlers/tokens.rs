@@ -172,7 +172,7 @@ fn validation_body(valid: &jwt::ValidToken, now: i64) -> Vec<u8> {
     body.extend_from_slice(b"{\"audience\":");
     let _ = serde_json::to_writer(&mut body, &valid.audience);
     body.extend_from_slice(b",\"expiresAt\":\"");
-    body.extend_from_slice(timefmt::iso8601(valid.expires_at).as_bytes());
+    timefmt::push_iso8601_millis(&mut body, valid.expires_at, 0);
     let _ = write!(
         body,
         "\",\"expiresIn\":{},\"issuedAt\":",
@@ -181,7 +181,7 @@ fn validation_body(valid: &jwt::ValidToken, now: i64) -> Vec<u8> {
     match valid.issued_at {
         Some(issued_at) => {
             body.push(b'"');
-            body.extend_from_slice(timefmt::iso8601(issued_at).as_bytes());
+            timefmt::push_iso8601_millis(&mut body, issued_at, 0);
             body.push(b'"');
         }
         None => body.extend_from_slice(b"null"),
