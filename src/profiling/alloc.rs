@@ -76,26 +76,34 @@ impl Default for CountingAlloc {
 // SAFETY: every method forwards to `System` with the caller's layout and pointer unchanged;
 // the bookkeeping around it never touches the returned memory.
 unsafe impl GlobalAlloc for CountingAlloc {
+    // Counted before the call, so the common case ends in a tail call to malloc and saves no
+    // registers; an allocation that fails (the process then aborts) is counted as made.
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            on_alloc(ptr, layout.size());
+        if count_alloc(layout.size()) {
+            return unsafe { alloc_on_slow_path(layout, false) };
         }
-        ptr
+        // `System.alloc`'s own test, with the rare over-aligned case out of line so this
+        // function needs no saved registers before its tail call.
+        if layout.align() <= MALLOC_ALIGN && layout.align() <= layout.size() {
+            // SAFETY: malloc guarantees MALLOC_ALIGN, which covers this layout.
+            unsafe { libc::malloc(layout.size()).cast() }
+        } else {
+            unsafe { system_alloc_aligned(layout) }
+        }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let ptr = unsafe { System.alloc_zeroed(layout) };
-        if !ptr.is_null() {
-            on_alloc(ptr, layout.size());
+        if count_alloc(layout.size()) {
+            return unsafe { alloc_on_slow_path(layout, true) };
         }
-        ptr
+        unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // Untrack before the memory goes back: afterwards another thread may get the same
         // address, sample it, and we would remove its entry instead of ours.
-        on_dealloc(ptr, layout.size());
+        untrack_if_sampling(ptr);
+        count_free(layout.size());
         unsafe { System.dealloc(ptr, layout) }
     }
 
@@ -107,9 +115,34 @@ unsafe impl GlobalAlloc for CountingAlloc {
             return new_ptr;
         }
         count_free(layout.size());
-        on_alloc(new_ptr, new_size);
+        if count_alloc(new_size) {
+            with_state(|state| alloc_slow(state, new_ptr, new_size));
+        }
         new_ptr
     }
+}
+
+/// What glibc's malloc aligns every block to on x86-64 and aarch64 (std's `MIN_ALIGN`).
+const MALLOC_ALIGN: usize = 16;
+
+#[cold]
+#[inline(never)]
+unsafe fn system_alloc_aligned(layout: Layout) -> *mut u8 {
+    unsafe { System.alloc(layout) }
+}
+
+/// The allocation whose size ran this thread's countdown out: allocate, then publish and
+/// maybe sample it.
+#[cold]
+#[inline(never)]
+unsafe fn alloc_on_slow_path(layout: Layout, zeroed: bool) -> *mut u8 {
+    let ptr = if zeroed {
+        unsafe { System.alloc_zeroed(layout) }
+    } else {
+        unsafe { System.alloc(layout) }
+    };
+    with_state(|state| alloc_slow(state, ptr, layout.size()));
+    ptr
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -292,23 +325,17 @@ fn bump(counter: &AtomicU64, index: usize, by: u64) {
     }
 }
 
+/// Counts one allocation of `size` bytes; true when the countdown ran out and the caller must
+/// take `alloc_slow` with the new block.
 #[inline(always)]
-fn on_alloc(ptr: *mut u8, size: usize) {
+fn count_alloc(size: usize) -> bool {
     with_state(|state| {
         state.allocs.set(state.allocs.get() + 1);
         state.alloc_bytes.set(state.alloc_bytes.get() + size as u64);
         let left = state.alloc_left.get() - size as i64;
         state.alloc_left.set(left);
-        if left <= 0 {
-            alloc_slow(state, ptr, size);
-        }
-    });
-}
-
-#[inline(always)]
-fn on_dealloc(ptr: *mut u8, size: usize) {
-    untrack_if_sampling(ptr);
-    count_free(size);
+        left <= 0
+    })
 }
 
 #[inline(always)]
@@ -382,7 +409,9 @@ fn alloc_slow(state: &ThreadState, ptr: *mut u8, size: usize) {
             exponential_gap(next_random(state), rate) - size as i64
         };
         let left = if left <= 0 {
-            sample(state, ptr as usize, size);
+            if !ptr.is_null() {
+                sample(state, ptr as usize, size);
+            }
             exponential_gap(next_random(state), rate)
         } else {
             left
@@ -708,6 +737,7 @@ fn insert_live(ptr: usize, site: usize, size: usize) -> bool {
 }
 
 /// Lock-free: claims the entry with a CAS so concurrent frees cannot both count it.
+#[inline(never)]
 fn untrack(ptr: usize) {
     let home = live_home(ptr);
     for probe in 0..PROBE_LIMIT {

@@ -1,4 +1,3 @@
-use ascii::AsciiString;
 
 use std::io::Error as IoError;
 use std::io::Result as IoResult;
@@ -36,6 +35,9 @@ pub struct ClientConnection {
     // set to true if we know that the previous request is the last one
     no_more_requests: bool,
 
+    // Patched for auth-service: the line being read, reused for every line of the connection.
+    line: Vec<u8>,
+
     // true if the connection goes through SSL
     secure: bool,
 }
@@ -72,6 +74,7 @@ impl ClientConnection {
             remote_addr,
             next_header_source: first_header,
             no_more_requests: false,
+            line: Vec::new(),
             secure,
         }
     }
@@ -85,12 +88,14 @@ impl ClientConnection {
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> Result<AsciiString, ReadError> {
+    fn read_next_line(&mut self) -> Result<(), ReadError> {
         // Patched for auth-service (src/vendor/README.md): upstream read one byte per `read`
-        // call through two reader layers (a fifth of the CPU of a small request) and had no
-        // limit on the length of a line, so one endless header line could exhaust memory.
+        // call through two reader layers (a fifth of the CPU of a small request), allocated a
+        // buffer per line, and had no limit on the length of a line, so one endless header
+        // line could exhaust memory.
         let reader = self.next_header_source.turn();
-        let mut buf = Vec::new();
+        let line = &mut self.line;
+        line.clear();
         loop {
             let available = reader.fill_buf().map_err(ReadError::ReadIoError)?;
             if available.is_empty() {
@@ -103,22 +108,29 @@ impl ClientConnection {
                 Some(at) => (at + 1, true),
                 None => (available.len(), false),
             };
-            buf.extend_from_slice(&available[..taken]);
+            line.extend_from_slice(&available[..taken]);
             reader.consume(taken);
-            if buf.len() > MAX_LINE_BYTES {
+            if line.len() > MAX_LINE_BYTES {
                 return Err(ReadError::LineTooLong);
             }
             // Only CRLF ends a line; a bare LF stays part of it, as upstream.
-            if complete && buf.ends_with(b"\r\n") {
-                buf.truncate(buf.len() - 2);
-                return AsciiString::from_ascii(buf).map_err(|_| {
-                    ReadError::ReadIoError(IoError::new(
+            if complete && line.ends_with(b"\r\n") {
+                line.truncate(line.len() - 2);
+                return if line.is_ascii() {
+                    Ok(())
+                } else {
+                    Err(ReadError::ReadIoError(IoError::new(
                         ErrorKind::InvalidInput,
                         "Header is not in ASCII",
-                    ))
-                });
+                    )))
+                };
             }
         }
+    }
+
+    /// The line just read (checked to be ASCII by `read_next_line`).
+    fn line(&self) -> &str {
+        std::str::from_utf8(&self.line).unwrap_or_default()
     }
 
     /// Reads a request from the stream.
@@ -127,27 +139,27 @@ impl ClientConnection {
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line()?;
-
-                parse_request_line(
-                    line.as_str().trim(), // TODO: remove this conversion
-                )?
+                self.read_next_line()?;
+                parse_request_line(self.line().trim())?
             };
 
             // getting all headers
             let headers = {
-                let mut headers = Vec::new();
+                let mut headers = Vec::with_capacity(8);
                 loop {
-                    let line = self.read_next_line()?;
+                    self.read_next_line()?;
 
-                    if line.is_empty() {
+                    if self.line.is_empty() {
                         break;
                     };
-                    headers.push(match FromStr::from_str(line.as_str().trim()) {
-                        // TODO: remove this conversion
+                    headers.push(match FromStr::from_str(self.line().trim()) {
                         Ok(h) => h,
                         _ => return Err(ReadError::WrongHeader(version)),
                     });
+                }
+                // A connection that once sent a long line does not keep its buffer.
+                if self.line.capacity() > 8 * 1024 {
+                    self.line = Vec::new();
                 }
 
                 headers
