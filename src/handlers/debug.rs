@@ -191,7 +191,8 @@ fn start(profiler: &Profiler, request: &Request<'_>) -> Response {
         },
         seconds,
     };
-    match profiler.start(session) {
+    // Starting loads debug info again (it is dropped after every session): ~0.2 s.
+    match crate::blocking::section(|| profiler.start(session)) {
         Ok(info) => Response::json(
             200,
             &json!({

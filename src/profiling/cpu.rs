@@ -74,8 +74,9 @@ pub struct CpuCollector {
 }
 
 impl CpuCollector {
-    /// Arms the process-wide SIGPROF timer. The first call in a process also loads debug info
-    /// (~100 ms, ~50 MB RSS, PROFILING.md §1.3).
+    /// Arms the process-wide SIGPROF timer. pprof-rs first resolves a backtrace, which loads
+    /// debug info (~0.2 s in release, over 100 MB RSS, PROFILING.md §1.3) every time: the
+    /// symbol cache is dropped after each session (`release_freed_memory`).
     pub fn start(frequency: i32) -> Result<CpuCollector, ProfilingError> {
         let blocklist: Vec<String> = if glibc_has_safe_unwinder() {
             BLOCKLIST.iter().map(|s| s.to_string()).collect()

@@ -8,6 +8,7 @@ use flate2::read::GzDecoder;
 use pprof::protos::Message;
 use std::alloc::{GlobalAlloc, Layout};
 use std::io::Read;
+use std::sync::atomic::AtomicBool;
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("auth-service-prof-{name}-{}", std::process::id()));
@@ -168,8 +169,19 @@ fn auto_stop_writes_artifacts_and_pprof_returns_bytes() {
     assert!(dir.join("tokens-sla-violation-x.cpu-prof.pb.gz").exists());
     assert_eq!(profiler.status().last.unwrap().artifacts.len(), 3);
 
-    let spinner = thread::spawn(|| workload::spin_cpu(Duration::from_millis(1200)));
+    // Spins until the pprof session is over: a session starts by loading debug info, which
+    // takes over a second in a debug build.
+    let done = Arc::new(AtomicBool::new(false));
+    let spinner = {
+        let done = Arc::clone(&done);
+        thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                workload::spin_cpu(Duration::from_millis(50));
+            }
+        })
+    };
     let bytes = profiler.cpu_pprof_for(1).unwrap();
+    done.store(true, Ordering::Relaxed);
     spinner.join().unwrap();
     let proto = pprof::protos::Profile::decode(gunzip(&bytes).as_slice()).unwrap();
     assert!(!proto.sample.is_empty());
