@@ -227,7 +227,7 @@ fn run_with(
     ));
     results
         .overhead
-        .extend(servers(&driver, &main, options, kong_url)?);
+        .extend(servers(&driver, options, kong_url)?);
     results.memory.peak = main.peak_rss_bytes();
     stop("main", main)?;
 
@@ -364,10 +364,16 @@ fn session_memory(
 /// built with the System allocator: one `/tokens` window on each per pair, rotating.
 fn servers(
     driver: &Driver,
-    main: &Server,
     options: &Options,
     kong_url: &str,
 ) -> Result<Vec<OverheadRow>, BenchError> {
+    // Fresh servers only: the main one has been through profiling sessions by now, and a
+    // process with that history against a fresh one measures the history, not the feature.
+    let plain = start(
+        "plain",
+        &options.binary,
+        &server_env(options, kong_url, false),
+    )?;
     let monitored = start(
         "continuous-profiling",
         &options.binary,
@@ -381,9 +387,16 @@ fn servers(
         )?),
         None => None,
     };
-    for server in std::iter::once(&monitored).chain(system.as_ref()) {
+    for server in [&plain, &monitored].into_iter().chain(system.as_ref()) {
         // Fills this server's credential cache, so its windows are all cache hits too.
         scenario::fetch_tokens(&server.target, &driver.consumers).map_err(BenchError::Tokens)?;
+        // And starts its connection threads, as the warm-up did for the main server.
+        driver.measure(
+            server,
+            Endpoint::Tokens,
+            OVERHEAD_CONCURRENCY,
+            options.warmup,
+        )?;
     }
     let tokens = |server: &Server| {
         driver.measure(
@@ -394,7 +407,7 @@ fn servers(
         )
     };
     let pairs = options.overhead_pairs;
-    let (off, on) = ab_pairs(pairs, || tokens(main), || tokens(&monitored))?;
+    let (off, on) = ab_pairs(pairs, || tokens(&plain), || tokens(&monitored))?;
     let mut rows = vec![overhead_row(
         "SLA monitor, CONTINUOUS_PROFILING_ENABLED=true (/tokens)",
         &off,
@@ -405,8 +418,8 @@ fn servers(
     rows.push(match &system {
         // Ours is "with", the plain System allocator "without".
         Some(system) => {
-            let (plain, ours) = ab_pairs(pairs, || tokens(system), || tokens(main))?;
-            overhead_row(alloc_name, &plain, &ours, Some(1.0))
+            let (system_windows, ours) = ab_pairs(pairs, || tokens(system), || tokens(&plain))?;
+            overhead_row(alloc_name, &system_windows, &ours, Some(1.0))
         }
         None => OverheadRow {
             name: alloc_name,
@@ -415,6 +428,7 @@ fn servers(
             ..OverheadRow::default()
         },
     });
+    stop("plain", plain)?;
     stop("continuous-profiling", monitored)?;
     if let Some(system) = system {
         stop("system-alloc", system)?;

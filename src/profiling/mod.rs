@@ -1041,7 +1041,7 @@ impl Session {
         ));
         rows.push((
             "counters".into(),
-            "exact, process lifetime (realloc counts as free + allocation)".into(),
+            "process lifetime, each thread's published every 64 KiB (error bound above); realloc counts as free + allocation".into(),
         ));
         rows.push(("threads".into(), profile.threads.to_string()));
         self.trailing_rows(&mut rows, extra);
