@@ -50,21 +50,19 @@ pub fn iso8601_millis(unix_seconds: i64, millis: u32) -> String {
 /// per `/tokens/validate` and once per problem response, and `format!` cost several times more.
 pub fn push_iso8601_millis(out: &mut Vec<u8>, unix_seconds: i64, millis: u32) {
     let (year, month, day, hour, minute, second) = civil(unix_seconds);
-    let year = year.clamp(0, 9999) as u32;
-    push_digits(out, year, 4);
-    out.push(b'-');
-    push_digits(out, month, 2);
-    out.push(b'-');
-    push_digits(out, day, 2);
-    out.push(b'T');
-    push_digits(out, hour, 2);
-    out.push(b':');
-    push_digits(out, minute, 2);
-    out.push(b':');
-    push_digits(out, second, 2);
-    out.push(b'.');
-    push_digits(out, millis.min(999), 3);
-    out.push(b'Z');
+    let fields = [
+        (year.clamp(0, 9999) as u32, 4, b'-'),
+        (month, 2, b'-'),
+        (day, 2, b'T'),
+        (hour, 2, b':'),
+        (minute, 2, b':'),
+        (second, 2, b'.'),
+        (millis.min(999), 3, b'Z'),
+    ];
+    for (value, width, separator) in fields {
+        push_digits(out, value, width);
+        out.push(separator);
+    }
 }
 
 /// The last `width` decimal digits of `value`, zero-padded.
