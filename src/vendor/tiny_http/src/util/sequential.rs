@@ -1,9 +1,7 @@
 use std::io::Result as IoResult;
 use std::io::{Read, Write};
 
-use std::sync::mpsc::channel;
-use std::sync::mpsc::{Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use std::mem;
 
@@ -77,7 +75,7 @@ impl<R: Read + Send> Iterator for SequentialReaderBuilder<R> {
     type Item = SequentialReader<R>;
 
     fn next(&mut self) -> Option<SequentialReader<R>> {
-        let (tx, rx) = channel();
+        let (tx, rx) = handoff();
 
         let inner = mem::replace(&mut self.inner, SequentialReaderBuilderInner::NotFirst(rx));
 
@@ -98,7 +96,7 @@ impl<R: Read + Send> Iterator for SequentialReaderBuilder<R> {
 impl<W: Write + Send> Iterator for SequentialWriterBuilder<W> {
     type Item = SequentialWriter<W>;
     fn next(&mut self) -> Option<SequentialWriter<W>> {
-        let (tx, rx) = channel();
+        let (tx, rx) = handoff();
         let mut next_next_trigger = Some(rx);
         ::std::mem::swap(&mut next_next_trigger, &mut self.next_trigger);
 
@@ -169,11 +167,11 @@ where
 
         match inner {
             SequentialReaderInner::MyTurn(reader) => {
-                self.next.send(reader).ok();
+                self.next.send(reader);
             }
             SequentialReaderInner::Waiting(recv) => {
                 let reader = recv.recv().unwrap();
-                self.next.send(reader).ok();
+                self.next.send(reader);
             }
             SequentialReaderInner::Empty => (),
         }
@@ -185,6 +183,80 @@ where
     W: Write + Send,
 {
     fn drop(&mut self) {
-        self.on_finish.send(()).ok();
+        self.on_finish.send(());
+    }
+}
+
+/// Patched for auth-service (src/vendor/README.md): a one-value hand-off between two threads,
+/// in place of a std mpsc channel per request for the reader and one for the writer. A std
+/// channel costs two allocations (its shared state, then a block of slots on the first send,
+/// zeroed); this costs one, and wakes the receiver only when it waits.
+struct Handoff<T> {
+    state: Mutex<HandoffState<T>>,
+    ready: Condvar,
+}
+
+struct HandoffState<T> {
+    value: Option<T>,
+    sender_gone: bool,
+    receiver_waits: bool,
+}
+
+pub struct Sender<T>(Arc<Handoff<T>>);
+
+pub struct Receiver<T>(Arc<Handoff<T>>);
+
+fn handoff<T>() -> (Sender<T>, Receiver<T>) {
+    let shared = Arc::new(Handoff {
+        state: Mutex::new(HandoffState {
+            value: None,
+            sender_gone: false,
+            receiver_waits: false,
+        }),
+        ready: Condvar::new(),
+    });
+    (Sender(Arc::clone(&shared)), Receiver(shared))
+}
+
+impl<T> Sender<T> {
+    /// Leaves `value` for the receiver (dropped with the hand-off if nobody takes it).
+    fn send(&self, value: T) {
+        let mut state = self.0.state.lock().unwrap();
+        state.value = Some(value);
+        let wake = state.receiver_waits;
+        drop(state);
+        if wake {
+            self.0.ready.notify_one();
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        let mut state = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.sender_gone = true;
+        let wake = state.receiver_waits;
+        drop(state);
+        if wake {
+            self.0.ready.notify_one();
+        }
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Waits for the value; `Err` when the sender went away without sending one.
+    fn recv(&self) -> Result<T, ()> {
+        let mut state = self.0.state.lock().unwrap();
+        loop {
+            if let Some(value) = state.value.take() {
+                return Ok(value);
+            }
+            if state.sender_gone {
+                return Err(());
+            }
+            state.receiver_waits = true;
+            state = self.0.ready.wait(state).unwrap();
+            state.receiver_waits = false;
+        }
     }
 }
