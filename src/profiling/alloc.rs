@@ -1,4 +1,4 @@
-//! The process allocator: `CountingAlloc`, a `GlobalAlloc` over `System` that keeps exact heap
+//! The process allocator: `CountingAlloc`, a `GlobalAlloc` over `System` that keeps heap
 //! counters at all times and, only while a heap session runs, samples allocation sites.
 //!
 //! Owns every static the heap profiler needs: per-thread counter slots, the sampled-site table
@@ -25,7 +25,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize
 
 use Ordering::{Acquire, Relaxed, Release};
 
-/// Exact heap counters since process start (all zero when `CountingAlloc` is not installed).
+/// Heap counters since process start, exact up to `PEAK_SLACK_PER_THREAD` per thread (all zero
+/// when `CountingAlloc` is not installed).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HeapStats {
     pub live_bytes: u64,
@@ -146,7 +147,7 @@ unsafe fn alloc_on_slow_path(layout: Layout, zeroed: bool) -> *mut u8 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Exact counters.
+// Counters.
 
 #[repr(align(64))]
 struct Slot {
@@ -425,8 +426,8 @@ fn alloc_slow(state: &ThreadState, ptr: *mut u8, size: usize) {
 }
 
 /// The counters, summed over every thread's slot (this thread's pending counts published
-/// first; other threads' exact up to `PEAK_SLACK_PER_THREAD` each). Also folds the current live size into the
-/// peak, so a reader never sees `peak < live`.
+/// first; other threads' exact up to `PEAK_SLACK_PER_THREAD` each). Also folds the current
+/// live size into the peak, so a reader never sees `peak < live`.
 pub fn heap_stats() -> HeapStats {
     with_state(publish);
     let mut stats = HeapStats::default();

@@ -80,9 +80,9 @@ impl HeapSite {
 pub struct HeapProfile {
     pub started: SystemTime,
     pub duration: Duration,
-    /// Exact counters at the end of the session (process lifetime totals).
+    /// Counters at the end of the session (process lifetime totals).
     pub stats: HeapStats,
-    /// Exact counters when the session started, for per-session deltas.
+    /// Counters when the session started, for per-session deltas.
     pub stats_at_start: HeapStats,
     pub rss_bytes: u64,
     pub peak_rss_bytes: u64,
