@@ -191,8 +191,7 @@ fn start(profiler: &Profiler, request: &Request<'_>) -> Response {
         },
         seconds,
     };
-    // Starting loads debug info again (it is dropped after every session): ~0.2 s.
-    match crate::blocking::section(|| profiler.start(session)) {
+    match profiler.start(session) {
         Ok(info) => Response::json(
             200,
             &json!({
@@ -209,8 +208,7 @@ fn start(profiler: &Profiler, request: &Request<'_>) -> Response {
 }
 
 fn stop(profiler: &Profiler, request: &Request<'_>) -> Response {
-    // Symbolizing and writing the reports can take seconds.
-    match crate::blocking::section(|| profiler.stop()) {
+    match profiler.stop() {
         Ok(Some(finished)) => Response::json(
             200,
             &json!({
@@ -389,7 +387,7 @@ fn pprof_cpu(profiler: &Profiler, request: &Request<'_>) -> Response {
         Ok(seconds) => seconds.unwrap_or(PPROF_DEFAULT_SECONDS),
         Err(response) => return response,
     };
-    match crate::blocking::section(|| profiler.cpu_pprof_for(seconds)) {
+    match profiler.cpu_pprof_for(seconds) {
         Ok(bytes) => pprof_bytes(bytes, "profile"),
         Err(err) => error_response(request, &err),
     }

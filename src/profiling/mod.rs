@@ -379,7 +379,13 @@ impl Completion {
         self.ready.notify_all();
     }
 
+    /// Waits for the session's reports, which can take seconds: a request worker hands its
+    /// turn at the queue to a spare one first (`blocking::section`).
     fn wait(&self, limit: Duration) -> Result<FinishedSession, ProfilingError> {
+        crate::blocking::section(|| self.wait_for(limit))
+    }
+
+    fn wait_for(&self, limit: Duration) -> Result<FinishedSession, ProfilingError> {
         let deadline = Instant::now() + limit;
         let mut result = lock(&self.result);
         loop {
@@ -481,7 +487,8 @@ impl Profiler {
             completion: Arc::clone(&completion),
         });
         drop(state);
-        let armed = ready_rx.recv().unwrap_or_else(|_| {
+        // Arming loads debug info (a fraction of a second): hand a worker's turn over meanwhile.
+        let armed = crate::blocking::section(|| ready_rx.recv()).unwrap_or_else(|_| {
             Err(ProfilingError::SessionFailed(
                 "session thread exited early".into(),
             ))
