@@ -30,8 +30,6 @@ pub struct App {
     /// The monitor's end, until `monitor::start` takes it.
     sample_receiver: Mutex<Option<Receiver<Sample>>>,
     pub started: Instant,
-    /// The CORS header lines every response carries, rendered once from the config.
-    pub cors_header_lines: Box<[u8]>,
     draining: AtomicBool,
 }
 
@@ -61,7 +59,6 @@ impl App {
             store,
             metrics,
             started: Instant::now(),
-            cors_header_lines: crate::server::cors_header_lines(&config.server),
             draining: AtomicBool::new(false),
             config,
         }

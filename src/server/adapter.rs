@@ -26,7 +26,8 @@ const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// Answers one request. `taken_at` is when the worker took it off the queue: latency is
 /// measured from there to the response being written.
-pub fn serve(app: &App, raw: tiny_http::Request, taken_at: Instant) {
+/// `cors_lines` are this server's CORS header lines, rendered once by `cors_header_lines`.
+pub fn serve(app: &App, cors_lines: &[u8], raw: tiny_http::Request, taken_at: Instant) {
     let method = Method::parse(raw.method().as_str());
     let declared_body = raw.body_length().unwrap_or(0) as u64;
     // One pass over the headers: the size limits, the inbound request id, and our borrowed view.
@@ -93,7 +94,7 @@ pub fn serve(app: &App, raw: tiny_http::Request, taken_at: Instant) {
         }
     };
     let status = response.status;
-    let outgoing = to_tiny(app, response, request_id, close_connection);
+    let outgoing = to_tiny(cors_lines, response, request_id, close_connection);
     // Only when debug logging is on do we pay for copies that outlive the borrow of `raw`.
     let log_context = log::log_enabled!(log::Level::Debug)
         .then(|| (request.path.to_owned(), request_id.to_owned()));
@@ -125,14 +126,13 @@ fn is_acceptable_request_id(id: &str) -> bool {
 }
 
 fn to_tiny(
-    app: &App,
+    cors_lines: &[u8],
     response: Response,
     request_id: &str,
     close: bool,
 ) -> tiny_http::Response<Cursor<Cow<'static, [u8]>>> {
     // One buffer for all our header lines: tiny_http's `Header` costs two allocations each.
-    let mut lines =
-        Vec::with_capacity(64 + app.cors_header_lines.len() + 48 * response.headers.len());
+    let mut lines = Vec::with_capacity(64 + cors_lines.len() + 48 * response.headers.len());
     for (name, value) in &response.headers {
         if is_header_value(value) {
             push_header_line(&mut lines, name, value);
@@ -142,7 +142,7 @@ fn to_tiny(
     }
     // Accepted inbound ids are `[A-Za-z0-9._-]`; generated ones are UUIDs.
     push_header_line(&mut lines, "X-Request-Id", request_id);
-    lines.extend_from_slice(&app.cors_header_lines);
+    lines.extend_from_slice(cors_lines);
     if close {
         lines.extend_from_slice(b"Connection: close\r\n");
     }
@@ -162,7 +162,8 @@ fn to_tiny(
     .with_raw_headers(lines)
 }
 
-/// The CORS lines of every response (the config refuses values that are not printable ASCII).
+/// The CORS lines of every response, rendered once per server (the config refuses values that
+/// are not printable ASCII).
 pub fn cors_header_lines(server: &ServerConfig) -> Box<[u8]> {
     let mut lines = Vec::new();
     push_header_line(

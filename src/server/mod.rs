@@ -8,8 +8,6 @@
 mod adapter;
 mod pool;
 
-pub use adapter::cors_header_lines;
-
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;

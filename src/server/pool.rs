@@ -44,15 +44,17 @@ pub fn spawn(
         deadline_ms: AtomicU64::new(0),
     });
     let turns = Turns::new(takers.min(count));
+    let cors_lines: Arc<[u8]> = adapter::cors_header_lines(&app.config.server).into();
     let workers = (0..count)
         .map(|index| {
             let app = Arc::clone(app);
             let server = Arc::clone(server);
             let drain = Arc::clone(&drain);
             let turns = Arc::clone(&turns);
+            let cors_lines = Arc::clone(&cors_lines);
             thread::Builder::new()
                 .name(format!("worker-{index}"))
-                .spawn(move || work(&app, &server, &drain, &turns))
+                .spawn(move || work(&app, &server, &drain, &turns, &cors_lines))
         })
         .collect::<std::io::Result<Vec<_>>>()?;
     Ok(Pool { drain, workers })
@@ -74,7 +76,13 @@ impl Pool {
     }
 }
 
-fn work(app: &App, server: &tiny_http::Server, drain: &Drain, turns: &Arc<Turns>) {
+fn work(
+    app: &App,
+    server: &tiny_http::Server,
+    drain: &Drain,
+    turns: &Arc<Turns>,
+    cors_lines: &[u8],
+) {
     loop {
         // Draining, every worker helps empty the queue.
         let draining = drain.deadline_ms.load(Ordering::SeqCst) != 0;
@@ -85,7 +93,7 @@ fn work(app: &App, server: &tiny_http::Server, drain: &Drain, turns: &Arc<Turns>
         };
         let deadline_ms = drain.deadline_ms.load(Ordering::SeqCst);
         match polled {
-            Ok(Some(request)) => adapter::serve(app, request, Instant::now()),
+            Ok(Some(request)) => adapter::serve(app, cors_lines, request, Instant::now()),
             Ok(None) if deadline_ms != 0 => return,
             // An idle poll or an accept error: nothing to answer.
             Ok(None) | Err(_) => {}
