@@ -1,3 +1,4 @@
+use ascii::AsciiStr;
 
 use std::io::Error as IoError;
 use std::io::Result as IoResult;
@@ -88,7 +89,7 @@ impl ClientConnection {
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> Result<(), ReadError> {
+    fn read_next_line(&mut self) -> Result<&str, ReadError> {
         // Patched for auth-service (src/vendor/README.md): upstream read one byte per `read`
         // call through two reader layers (a fifth of the CPU of a small request), allocated a
         // buffer per line, and had no limit on the length of a line, so one endless header
@@ -116,21 +117,16 @@ impl ClientConnection {
             // Only CRLF ends a line; a bare LF stays part of it, as upstream.
             if complete && line.ends_with(b"\r\n") {
                 line.truncate(line.len() - 2);
-                return if line.is_ascii() {
-                    Ok(())
-                } else {
-                    Err(ReadError::ReadIoError(IoError::new(
-                        ErrorKind::InvalidInput,
-                        "Header is not in ASCII",
-                    )))
-                };
+                return AsciiStr::from_ascii(line.as_slice())
+                    .map(AsciiStr::as_str)
+                    .map_err(|_| {
+                        ReadError::ReadIoError(IoError::new(
+                            ErrorKind::InvalidInput,
+                            "Header is not in ASCII",
+                        ))
+                    });
             }
         }
-    }
-
-    /// The line just read (checked to be ASCII by `read_next_line`).
-    fn line(&self) -> &str {
-        std::str::from_utf8(&self.line).unwrap_or_default()
     }
 
     /// Reads a request from the stream.
@@ -139,20 +135,19 @@ impl ClientConnection {
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                self.read_next_line()?;
-                parse_request_line(self.line().trim())?
+                parse_request_line(self.read_next_line()?.trim())?
             };
 
             // getting all headers
             let headers = {
                 let mut headers = Vec::with_capacity(8);
                 loop {
-                    self.read_next_line()?;
+                    let line = self.read_next_line()?;
 
-                    if self.line.is_empty() {
+                    if line.is_empty() {
                         break;
                     };
-                    headers.push(match FromStr::from_str(self.line().trim()) {
+                    headers.push(match FromStr::from_str(line.trim()) {
                         Ok(h) => h,
                         _ => return Err(ReadError::WrongHeader(version)),
                     });
