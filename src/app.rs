@@ -2,7 +2,7 @@
 //! `Arc<App>`. No globals: whatever a handler needs is a field here.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use crossbeam_channel::Receiver;
@@ -10,7 +10,7 @@ use crossbeam_channel::Receiver;
 use crate::config::ServiceConfig;
 use crate::jwt::Issuer;
 use crate::kong::CredentialStore;
-use crate::metrics::Metrics;
+use crate::metrics::{ConnectionStats, Metrics};
 use crate::monitor::{Sample, SampleSender, SlaState};
 use crate::profiling::{Profiler, ProfilerSettings};
 
@@ -31,7 +31,11 @@ pub struct App {
     sample_receiver: Mutex<Option<Receiver<Sample>>>,
     pub started: Instant,
     draining: AtomicBool,
+    /// The connection layer's counters, readable once the server started.
+    connection_stats: OnceLock<ConnectionStatsFn>,
 }
+
+type ConnectionStatsFn = Box<dyn Fn() -> ConnectionStats + Send + Sync>;
 
 impl App {
     pub fn new(config: ServiceConfig) -> App {
@@ -60,6 +64,7 @@ impl App {
             metrics,
             started: Instant::now(),
             draining: AtomicBool::new(false),
+            connection_stats: OnceLock::new(),
             config,
         }
     }
@@ -75,6 +80,19 @@ impl App {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
+    }
+
+    /// Set once by `server::start`.
+    pub fn set_connection_stats(&self, read: ConnectionStatsFn) {
+        let _ = self.connection_stats.set(read);
+    }
+
+    /// Zeros before the server started.
+    pub fn connection_stats(&self) -> ConnectionStats {
+        self.connection_stats
+            .get()
+            .map(|read| read())
+            .unwrap_or_default()
     }
 
     pub fn start_draining(&self) {

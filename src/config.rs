@@ -175,6 +175,22 @@ pub struct ServerConfig {
     pub cors_allow_methods: String,
     pub cors_max_age_seconds: u64,
     pub shutdown_grace: Duration,
+    pub connections: ConnectionConfig,
+}
+
+/// Deadlines and bounds of client connections (SPEC 3.1).
+#[derive(Clone, Debug)]
+pub struct ConnectionConfig {
+    /// From the first byte of a request to the end of its head.
+    pub header_timeout: Duration,
+    /// Between two requests on a keep-alive connection.
+    pub keepalive_timeout: Duration,
+    /// For the rest of a (small) body once the head arrived.
+    pub body_timeout: Duration,
+    /// For the rest of a response the client is slow to take.
+    pub write_timeout: Duration,
+    /// `MAX_CONNECTIONS`; `None` derives the cap from the fd limit at start.
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -347,6 +363,22 @@ impl ServiceConfig {
                 0,
                 3600,
             )?),
+            connections: ConnectionConfig {
+                header_timeout: millis(env, "HTTP_HEADER_TIMEOUT_MS", 10_000, 100, 600_000)?,
+                keepalive_timeout: millis(
+                    env,
+                    "HTTP_KEEPALIVE_TIMEOUT_MS",
+                    75_000,
+                    100,
+                    3_600_000,
+                )?,
+                body_timeout: millis(env, "HTTP_BODY_TIMEOUT_MS", 10_000, 100, 600_000)?,
+                write_timeout: millis(env, "HTTP_WRITE_TIMEOUT_MS", 10_000, 100, 600_000)?,
+                max_connections: match env.get("MAX_CONNECTIONS") {
+                    None => None,
+                    Some(_) => Some(number(env, "MAX_CONNECTIONS", 0usize, 1, 1_000_000)?),
+                },
+            },
         };
 
         let embedded = overrides.kong_sim_url.is_some();
@@ -621,6 +653,16 @@ fn list(value: &str) -> Vec<String> {
         .collect()
 }
 
+fn millis(
+    env: &Env,
+    name: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<Duration, ConfigError> {
+    number(env, name, default, min, max).map(Duration::from_millis)
+}
+
 fn number<T>(env: &Env, name: &str, default: T, min: T, max: T) -> Result<T, ConfigError>
 where
     T: FromStr + PartialOrd + fmt::Display + Copy,
@@ -695,6 +737,12 @@ mod tests {
         assert_eq!(config.breaker.volume_threshold, 3);
         assert_eq!(config.sla.thresholds.len(), 3);
         assert!(config.profiling.debug_routes);
+        let connections = &config.server.connections;
+        assert_eq!(connections.header_timeout, Duration::from_secs(10));
+        assert_eq!(connections.keepalive_timeout, Duration::from_secs(75));
+        assert_eq!(connections.body_timeout, Duration::from_secs(10));
+        assert_eq!(connections.write_timeout, Duration::from_secs(10));
+        assert_eq!(connections.max_connections, None);
     }
 
     #[test]
@@ -715,6 +763,10 @@ mod tests {
             ("PORT", "70000"),
             ("API_CORS_ORIGIN", "https://a.test\r\nSet-Cookie: x=1"),
             ("API_CORS_ALLOW_METHODS", "GET, PÖST"),
+            ("HTTP_HEADER_TIMEOUT_MS", "0"),
+            ("HTTP_KEEPALIVE_TIMEOUT_MS", "forever"),
+            ("HTTP_WRITE_TIMEOUT_MS", "99999999"),
+            ("MAX_CONNECTIONS", "0"),
         ];
         for (variable, value) in cases {
             let err = load(&[(variable, value)]).unwrap_err().to_string();

@@ -273,9 +273,22 @@ impl Default for Metrics {
     }
 }
 
+/// The connection layer's counters (owned by the server), sampled when `/metrics` is rendered.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ConnectionStats {
+    pub open: u64,
+    pub max: u64,
+    pub accepted: u64,
+    pub accept_errors: u64,
+    pub thread_failures: u64,
+    /// `(reason, count)` rows of `http_connections_closed_total`.
+    pub closed: [(&'static str, u64); 6],
+}
+
 /// Figures owned elsewhere, sampled when `/metrics` is rendered.
 #[derive(Default)]
 pub struct Gauges {
+    pub connections: ConnectionStats,
     pub cache_entries: usize,
     /// 0 closed, 1 open, 2 half-open.
     pub breaker_state: u8,
@@ -496,6 +509,7 @@ impl Metrics {
             gauges.profiling_storage_bytes as f64,
         );
         out.push_str(&gauges.extra);
+        render_connections(&mut out, &gauges.connections);
         gauge(
             &mut out,
             "process_resident_memory_bytes",
@@ -522,6 +536,54 @@ impl Metrics {
             gauges.heap_peak_bytes as f64,
         );
         out
+    }
+}
+
+fn render_connections(out: &mut String, connections: &ConnectionStats) {
+    gauge(
+        out,
+        "http_connections_open",
+        "Client connections open now.",
+        connections.open as f64,
+    );
+    gauge(
+        out,
+        "http_connections_max",
+        "The connection cap (MAX_CONNECTIONS or derived from the fd limit).",
+        connections.max as f64,
+    );
+    let counters = [
+        (
+            "http_connections_accepted_total",
+            "Connections accepted (refused ones included).",
+            connections.accepted,
+        ),
+        (
+            "http_accept_errors_total",
+            "accept() failures (EMFILE, ENFILE, ...); the listener backs off and goes on.",
+            connections.accept_errors,
+        ),
+        (
+            "http_connection_thread_failures_total",
+            "Connections closed because no thread could be started for them.",
+            connections.thread_failures,
+        ),
+    ];
+    for (name, help, value) in counters {
+        header(out, name, "counter", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+    header(
+        out,
+        "http_connections_closed_total",
+        "counter",
+        "Connections the service ended: idle keep-alive, head or body or write timeout, malformed request, refused over the cap.",
+    );
+    for (reason, count) in connections.closed {
+        let _ = writeln!(
+            out,
+            "http_connections_closed_total{{reason=\"{reason}\"}} {count}"
+        );
     }
 }
 

@@ -1,7 +1,8 @@
-//! Figures about this process from the kernel: resident memory and CPU time.
+//! Figures about this process from the kernel: resident memory, CPU time, and the limits on
+//! descriptors and threads.
 //!
-//! Reads `/proc/self` and calls `getrusage`; cheap enough for `/metrics` and once-a-second
-//! samplers, not meant for the per-request path.
+//! Reads `/proc` and calls `getrusage`/`setrlimit`; cheap enough for `/metrics` and
+//! once-a-second samplers, not meant for the per-request path.
 
 /// Resident set size in bytes (0 where `/proc` is unavailable).
 pub fn resident_bytes() -> u64 {
@@ -52,6 +53,45 @@ pub fn cpu_seconds() -> f64 {
     };
     let seconds = |time: libc::timeval| time.tv_sec as f64 + time.tv_usec as f64 / 1e6;
     seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+/// Raises the soft limit on open descriptors to the hard limit; returns the soft limit now
+/// in force (unchanged when raising is refused).
+pub fn raise_fd_limit() -> u64 {
+    // SAFETY: getrlimit/setrlimit read and write the struct we own; RLIMIT_NOFILE is valid.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return raised.rlim_cur as u64;
+            }
+        }
+        limit.rlim_cur as u64
+    }
+}
+
+/// How many threads the kernel allows in all (the smaller of `pid_max` and `threads-max`),
+/// or `None` where `/proc` does not say.
+pub fn kernel_thread_limit() -> Option<u64> {
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| text.trim().parse::<u64>().ok())
+    };
+    match (
+        read("/proc/sys/kernel/pid_max"),
+        read("/proc/sys/kernel/threads-max"),
+    ) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 #[cfg(test)]

@@ -60,6 +60,7 @@ pub fn gauges(app: &App) -> Gauges {
     let heap = alloc::heap_stats();
     let sla = app.sla.snapshot();
     Gauges {
+        connections: app.connection_stats(),
         cache_entries: entries,
         breaker_state: app.store.breaker_state().gauge(),
         resident_bytes: process::resident_bytes(),
@@ -133,6 +134,12 @@ fn kong_view(app: &App) -> Value {
 
 fn infrastructure(app: &App) -> Value {
     let probe = app.store.health();
+    let connections = app.connection_stats();
+    let closed: serde_json::Map<String, Value> = connections
+        .closed
+        .iter()
+        .map(|(reason, count)| ((*reason).to_owned(), Value::from(*count)))
+        .collect();
     json!({
         "timestamp": timefmt::now_iso8601(),
         "process": {
@@ -141,6 +148,14 @@ fn infrastructure(app: &App) -> Value {
             "peakResidentBytes": process::peak_resident_bytes(),
             "cpuSeconds": process::cpu_seconds(),
             "workers": app.config.server.workers,
+        },
+        "connections": {
+            "open": connections.open,
+            "max": connections.max,
+            "accepted": connections.accepted,
+            "acceptErrors": connections.accept_errors,
+            "threadFailures": connections.thread_failures,
+            "closed": closed,
         },
         "kong": {
             "reachable": probe.result.is_ok(),

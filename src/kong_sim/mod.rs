@@ -213,13 +213,10 @@ pub fn start(options: SimOptions) -> Result<KongSim, SimError> {
         None => seed::default_seed(options.consumers, now),
     };
     let address = format!("{}:{}", options.host, options.port);
-    let server =
-        tiny_http::Server::http((options.host.as_str(), options.port)).map_err(|source| {
-            SimError::Bind {
-                address: address.clone(),
-                source,
-            }
-        })?;
+    let server = sim_server(&options.host, options.port).map_err(|source| SimError::Bind {
+        address: address.clone(),
+        source,
+    })?;
     let bound = server.server_addr().to_ip().ok_or_else(|| SimError::Bind {
         address: address.clone(),
         source: "not an ip listener".into(),
@@ -373,6 +370,23 @@ impl Shared {
             _ => SimResponse::method_not_allowed(),
         }
     }
+}
+
+/// The simulator's listener: the connection layer's defaults, except that Admin API bodies
+/// (credentials, consumers) are read up to 1 MiB, as Kong's own body limit allows.
+fn sim_server(
+    host: &str,
+    port: u16,
+) -> Result<tiny_http::Server, Box<dyn std::error::Error + Send + Sync>> {
+    tiny_http::Server::new(tiny_http::ServerConfig {
+        addr: tiny_http::ConfigListenAddr::from_socket_addrs((host, port))?,
+        limits: tiny_http::Limits {
+            body_read_max: 1024 * 1024,
+            max_connections: 4096,
+            ..tiny_http::Limits::default()
+        },
+        urgent: None,
+    })
 }
 
 /// One worker: answer requests until `stop` sets the flag and unblocks it.

@@ -143,23 +143,25 @@ fn to_tiny(
     // Accepted inbound ids are `[A-Za-z0-9._-]`; generated ones are UUIDs.
     push_header_line(&mut lines, "X-Request-Id", request_id);
     lines.extend_from_slice(cors_lines);
-    if close {
-        lines.extend_from_slice(b"Connection: close\r\n");
-    }
     let body: Cow<'static, [u8]> = match response.body {
         Body::Empty => Cow::Borrowed(&[]),
         Body::Static(bytes) => Cow::Borrowed(bytes),
         Body::Bytes(bytes) => Cow::Owned(bytes),
     };
     let length = body.len();
-    tiny_http::Response::new(
+    let outgoing = tiny_http::Response::new(
         StatusCode(response.status),
         Vec::new(),
         Cursor::new(body),
         Some(length),
         None,
     )
-    .with_raw_headers(lines)
+    .with_raw_headers(lines);
+    if close {
+        outgoing.with_connection_close()
+    } else {
+        outgoing
+    }
 }
 
 /// The CORS lines of every response, rendered once per server (the config refuses values that

@@ -5,6 +5,8 @@
 //! the reserve for workers that block on Kong, which hand over their turn first. A reserve
 //! worker still looks at the queue once per poll interval, so a turn holder stuck somewhere
 //! unforeseen (a client that stopped reading) delays requests but never stalls them.
+//! Besides them, `OPS_WORKERS` threads take only the urgent lane (health, metrics, debug), so
+//! those routes are answered even when every worker waits on Kong or the queue is long.
 //! Workers never exit on their own except at shutdown; a panicking handler is contained by the
 //! adapter, so one bad request cannot shrink the pool.
 
@@ -20,6 +22,19 @@ use crate::server::adapter;
 /// How long a worker waits on an empty queue before re-checking for shutdown. In drain mode
 /// one such quiet wait ends the worker.
 const POLL: Duration = Duration::from_millis(100);
+
+/// Threads that serve the urgent lane only: two, so a timed `/debug/pprof/profile` holding
+/// one still leaves health answered.
+pub const OPS_WORKERS: usize = 2;
+
+/// What a worker takes off the queue.
+#[derive(Clone, Copy)]
+enum Role {
+    /// Urgent requests first, then the rest, while it holds a turn.
+    Any,
+    /// Urgent requests only, without a turn.
+    Ops,
+}
 
 /// The drain deadline as milliseconds after `epoch`, shared by all workers; 0 = serving.
 struct Drain {
@@ -45,16 +60,19 @@ pub fn spawn(
     });
     let turns = Turns::new(takers.min(count));
     let cors_lines: Arc<[u8]> = adapter::cors_header_lines(&app.config.server).into();
-    let workers = (0..count)
-        .map(|index| {
+    let roles = (0..count)
+        .map(|index| (format!("worker-{index}"), Role::Any))
+        .chain((0..OPS_WORKERS).map(|index| (format!("ops-{index}"), Role::Ops)));
+    let workers = roles
+        .map(|(name, role)| {
             let app = Arc::clone(app);
             let server = Arc::clone(server);
             let drain = Arc::clone(&drain);
             let turns = Arc::clone(&turns);
             let cors_lines = Arc::clone(&cors_lines);
             thread::Builder::new()
-                .name(format!("worker-{index}"))
-                .spawn(move || work(&app, &server, &drain, &turns, &cors_lines))
+                .name(name)
+                .spawn(move || work(&app, &server, &drain, &turns, &cors_lines, role))
         })
         .collect::<std::io::Result<Vec<_>>>()?;
     Ok(Pool { drain, workers })
@@ -82,14 +100,15 @@ fn work(
     drain: &Drain,
     turns: &Arc<Turns>,
     cors_lines: &[u8],
+    role: Role,
 ) {
     loop {
         // Draining, every worker helps empty the queue.
         let draining = drain.deadline_ms.load(Ordering::SeqCst) != 0;
-        let polled = if draining || turns.take(POLL) {
-            server.recv_timeout(POLL)
-        } else {
-            server.try_recv()
+        let polled = match role {
+            Role::Ops => Ok(server.recv_urgent_timeout(POLL)),
+            Role::Any if draining || turns.take(POLL) => server.recv_timeout(POLL),
+            Role::Any => server.try_recv(),
         };
         let deadline_ms = drain.deadline_ms.load(Ordering::SeqCst);
         match polled {

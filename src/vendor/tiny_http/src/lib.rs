@@ -87,76 +87,57 @@
 //! # let response = tiny_http::Response::from_file(File::open(&Path::new("image.png")).unwrap());
 //! let _ = request.respond(response);
 //! ```
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![allow(clippy::match_like_matches_macro)]
-
-#[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-use zeroize::Zeroizing;
 
 use std::error::Error;
 use std::io::Error as IoError;
 use std::io::ErrorKind as IoErrorKind;
 use std::io::Result as IoResult;
+use std::io::Write;
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::atomic::AtomicBool;
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::mpsc;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use client::ClientConnection;
-use connection::Connection;
-use util::MessagesQueue;
+use conn::writer::Flusher;
+use conn::{Conn, Context};
+use limits::{Closed, Counters};
+use util::{Lanes, MessagesQueue};
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
+pub use limits::{Limits, Stats};
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
 
-mod client;
 mod common;
+mod conn;
 mod connection;
+mod limits;
 mod request;
 mod response;
-mod ssl;
+mod sys;
 mod test;
 mod util;
 
 /// The main class of this library.
 ///
-/// Destroying this object will immediately close the listening socket and the reading
-///  part of all the client's connections. Requests that have already been returned by
-///  the `recv()` function will not close and the responses will be transferred to the client.
+/// Destroying this object stops the accept loop and closes the listening socket. Requests
+/// that have already been returned by the `recv()` function will not close and the
+/// responses will be transferred to the client.
 pub struct Server {
     // should be false as long as the server exists
-    // when set to true, all the subtasks will close within a few hundreds ms
     close: Arc<AtomicBool>,
 
-    // queue for messages received by child threads
-    messages: Arc<MessagesQueue<Message>>,
+    context: Arc<Context>,
 
     // result of TcpListener::local_addr()
     listening_addr: ListenAddr,
-}
-
-enum Message {
-    Error(IoError),
-    NewRequest(Request),
-}
-
-impl From<IoError> for Message {
-    fn from(e: IoError) -> Message {
-        Message::Error(e)
-    }
-}
-
-impl From<Request> for Message {
-    fn from(rq: Request) -> Message {
-        Message::NewRequest(rq)
-    }
 }
 
 // this trait is to make sure that Server implements Share and Send
@@ -175,17 +156,12 @@ pub struct ServerConfig {
     /// The addresses to try to listen to.
     pub addr: ConfigListenAddr,
 
-    /// If `Some`, then the server will use SSL to encode the communications.
-    pub ssl: Option<SslConfig>,
-}
+    /// Patched for auth-service: deadlines and bounds of every connection.
+    pub limits: Limits,
 
-/// Configuration of the server for SSL.
-#[derive(Debug, Clone)]
-pub struct SslConfig {
-    /// Contains the public certificate to send to clients.
-    pub certificate: Vec<u8>,
-    /// Contains the ultra-secret private key used to decode communications.
-    pub private_key: Vec<u8>,
+    /// Patched for auth-service: requests whose path this accepts go to the urgent lane
+    /// (`recv_urgent_timeout`, and before all others in `recv`).
+    pub urgent: Option<fn(&str) -> bool>,
 }
 
 impl Server {
@@ -197,168 +173,57 @@ impl Server {
     {
         Server::new(ServerConfig {
             addr: ConfigListenAddr::from_socket_addrs(addr)?,
-            ssl: None,
-        })
-    }
-
-    /// Shortcut for an HTTPS server on a specific address.
-    #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-    #[inline]
-    pub fn https<A>(
-        addr: A,
-        config: SslConfig,
-    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>>
-    where
-        A: ToSocketAddrs,
-    {
-        Server::new(ServerConfig {
-            addr: ConfigListenAddr::from_socket_addrs(addr)?,
-            ssl: Some(config),
-        })
-    }
-
-    #[cfg(unix)]
-    #[inline]
-    /// Shortcut for a UNIX socket server at a specific path
-    pub fn http_unix(
-        path: &std::path::Path,
-    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        Server::new(ServerConfig {
-            addr: ConfigListenAddr::unix_from_path(path),
-            ssl: None,
+            limits: Limits::default(),
+            urgent: None,
         })
     }
 
     /// Builds a new server that listens on the specified address.
     pub fn new(config: ServerConfig) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = config.addr.bind()?;
-        Self::from_listener(listener, config.ssl)
+        Self::from_listener(listener, config.limits, config.urgent)
     }
 
     /// Builds a new server using the specified TCP listener.
     ///
-    /// This is useful if you've constructed TcpListener using some less usual method
-    /// such as from systemd. For other cases, you probably want the `new()` function.
+    /// Patched for auth-service: the accept loop ends only when the server is dropped. An
+    /// `accept` that fails for lack of descriptors or memory (EMFILE, ENFILE, ENOMEM, ENOBUFS)
+    /// backs off and retries; any other failure is counted and the loop goes on. Upstream
+    /// ended the loop on the first error, after which every connection was refused while the
+    /// process stayed alive.
     pub fn from_listener<L: Into<Listener>>(
         listener: L,
-        ssl_config: Option<SslConfig>,
+        limits: Limits,
+        urgent: Option<fn(&str) -> bool>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
-        // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
+        let local_addr = listener.local_addr()?;
+        log::debug!("Server listening on {}", local_addr);
 
-        // building the TcpListener
-        let (server, local_addr) = {
-            let local_addr = listener.local_addr()?;
-            log::debug!("Server listening on {}", local_addr);
-            (listener, local_addr)
-        };
-
-        // building the SSL capabilities
-        #[cfg(all(feature = "ssl-openssl", feature = "ssl-rustls"))]
-        compile_error!(
-            "Features 'ssl-openssl' and 'ssl-rustls' must not be enabled at the same time"
-        );
-        #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-        type SslContext = ();
-        #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-        type SslContext = crate::ssl::SslContextImpl;
-        let ssl: Option<SslContext> = {
-            match ssl_config {
-                #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                Some(config) => Some(SslContext::from_pem(
-                    config.certificate,
-                    Zeroizing::new(config.private_key),
-                )?),
-                #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                Some(_) => return Err(
-                    "Building a server with SSL requires enabling the `ssl` feature in tiny-http"
-                        .into(),
-                ),
-                None => None,
-            }
-        };
-
-        // creating a task where server.accept() is continuously called
-        // and ClientConnection objects are pushed in the messages queue
-        let messages = MessagesQueue::with_capacity(8);
-
-        let inside_close_trigger = close_trigger.clone();
-        let inside_messages = messages.clone();
-        thread::spawn(move || {
-            // a tasks pool is used to dispatch the connections into threads
-            let tasks_pool = util::TaskPool::new();
-
-            log::debug!("Running accept thread");
-            while !inside_close_trigger.load(Relaxed) {
-                let new_client = match server.accept() {
-                    Ok((sock, _)) => {
-                        use util::RefinedTcpStream;
-                        let (read_closable, write_closable) = match ssl {
-                            None => RefinedTcpStream::new(sock),
-                            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                            Some(ref ssl) => {
-                                // trying to apply SSL over the connection
-                                // if an error occurs, we just close the socket and resume listening
-                                let sock = match ssl.accept(sock) {
-                                    Ok(s) => s,
-                                    Err(_) => continue,
-                                };
-
-                                RefinedTcpStream::new(sock)
-                            }
-                            #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                            Some(ref _ssl) => unreachable!(),
-                        };
-
-                        Ok(ClientConnection::new(write_closable, read_closable))
-                    }
-                    Err(e) => Err(e),
-                };
-
-                match new_client {
-                    Ok(client) => {
-                        let messages = inside_messages.clone();
-                        let mut client = Some(client);
-                        tasks_pool.spawn(Box::new(move || {
-                            if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
-                                    let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
-                                } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
-                                    }
-                                }
-                            }
-                        }));
-                    }
-
-                    Err(e) => {
-                        log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
-                        break;
-                    }
-                }
-            }
-            log::debug!("Terminating accept thread");
+        let counters = Arc::new(Counters::default());
+        let context = Arc::new(Context {
+            flusher: Flusher::start(Arc::clone(&counters))?,
+            limits,
+            counters,
+            queue: MessagesQueue::with_capacity(8),
+            urgent,
         });
 
-        // result
+        let inside_close_trigger = Arc::clone(&close_trigger);
+        let inside_context = Arc::clone(&context);
+        thread::Builder::new()
+            .name("http-accept".into())
+            .spawn(move || accept_loop(&listener, &inside_context, &inside_close_trigger))?;
+
         Ok(Server {
-            messages,
+            context,
             close: close_trigger,
             listening_addr: local_addr,
         })
     }
 
     /// Returns an iterator for all the incoming requests.
-    ///
-    /// The iterator will return `None` if the server socket is shutdown.
     #[inline]
     pub fn incoming_requests(&self) -> IncomingRequests<'_> {
         IncomingRequests { server: self }
@@ -372,43 +237,126 @@ impl Server {
 
     /// Returns the number of clients currently connected to the server.
     pub fn num_connections(&self) -> usize {
-        unimplemented!()
-        //self.requests_receiver.lock().len()
+        self.context.counters.open.load(Relaxed)
+    }
+
+    /// Patched for auth-service: the connection layer's counters.
+    pub fn stats(&self) -> Stats {
+        self.context.counters.snapshot()
+    }
+
+    /// Patched for auth-service: the limits this server enforces.
+    pub fn limits(&self) -> &Limits {
+        &self.context.limits
     }
 
     /// Blocks until an HTTP request has been submitted and returns it.
     pub fn recv(&self) -> IoResult<Request> {
-        match self.messages.pop() {
-            Some(Message::Error(err)) => Err(err),
-            Some(Message::NewRequest(rq)) => Ok(rq),
+        match self.context.queue.pop() {
+            Some(rq) => Ok(rq),
             None => Err(IoError::new(IoErrorKind::Other, "thread unblocked")),
         }
     }
 
     /// Same as `recv()` but doesn't block longer than timeout
     pub fn recv_timeout(&self, timeout: Duration) -> IoResult<Option<Request>> {
-        match self.messages.pop_timeout(timeout) {
-            Some(Message::Error(err)) => Err(err),
-            Some(Message::NewRequest(rq)) => Ok(Some(rq)),
-            None => Ok(None),
-        }
+        Ok(self.context.queue.pop_timeout(timeout, Lanes::All))
+    }
+
+    /// Patched for auth-service: an urgent request only, waiting at most `timeout`.
+    pub fn recv_urgent_timeout(&self, timeout: Duration) -> Option<Request> {
+        self.context.queue.pop_timeout(timeout, Lanes::Urgent)
     }
 
     /// Same as `recv()` but doesn't block.
     pub fn try_recv(&self) -> IoResult<Option<Request>> {
-        match self.messages.try_pop() {
-            Some(Message::Error(err)) => Err(err),
-            Some(Message::NewRequest(rq)) => Ok(Some(rq)),
-            None => Ok(None),
-        }
+        Ok(self.context.queue.try_pop(Lanes::All))
     }
 
     /// Unblock thread stuck in recv() or incoming_requests().
     /// If there are several such threads, only one is unblocked.
     /// This method allows graceful shutdown of server.
     pub fn unblock(&self) {
-        self.messages.unblock();
+        self.context.queue.unblock();
     }
+}
+
+/// The answer to a connection past `max_connections`: written without waiting (a new
+/// socket's buffer is empty), then closed, with no thread ever started for it.
+const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 1\r\n\r\n";
+
+/// Backoff after an `accept` failure for lack of resources: doubles up to the maximum.
+const BACKOFF_MIN: Duration = Duration::from_millis(5);
+const BACKOFF_MAX: Duration = Duration::from_millis(500);
+/// At most one log line per this period for repeated accept or thread failures.
+const LOG_EVERY: Duration = Duration::from_secs(5);
+
+fn accept_loop(listener: &Listener, context: &Arc<Context>, close: &AtomicBool) {
+    let tasks_pool = util::TaskPool::new();
+    let counters = &context.counters;
+    let mut backoff = Duration::ZERO;
+    let mut last_log: Option<Instant> = None;
+    let mut should_log = move || {
+        let now = Instant::now();
+        let due = last_log.map_or(true, |at| now.duration_since(at) >= LOG_EVERY);
+        if due {
+            last_log = Some(now);
+        }
+        due
+    };
+    log::debug!("Running accept thread");
+    while !close.load(SeqCst) {
+        let (socket, addr) = match listener.accept() {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                counters.accept_errors.fetch_add(1, Relaxed);
+                let exhausted = matches!(
+                    err.raw_os_error(),
+                    Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ENOBUFS)
+                );
+                if exhausted {
+                    backoff = (backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+                }
+                if should_log() {
+                    log::error!("accepting a connection failed: {err}; retrying in {backoff:?}");
+                }
+                thread::sleep(backoff);
+                continue;
+            }
+        };
+        backoff = Duration::ZERO;
+        if close.load(SeqCst) {
+            break;
+        }
+        counters.accepted.fetch_add(1, Relaxed);
+        if counters.open.load(Relaxed) >= context.limits.max_connections {
+            counters.closed(Closed::OverCapacity);
+            refuse_over_capacity(socket);
+            continue;
+        }
+        let _ = socket.set_nodelay(true);
+        let mut conn = Some(Conn::new(socket, Arc::clone(context)));
+        let spawned = tasks_pool.spawn(Box::new(move || {
+            if let Some(conn) = conn.take() {
+                conn::serve(conn, Some(addr));
+            }
+        }));
+        if let Err(err) = spawned {
+            // The task and its connection were dropped: the client sees the connection close.
+            counters.thread_failures.fetch_add(1, Relaxed);
+            if should_log() {
+                log::error!("no thread for a new connection: {err}");
+            }
+            thread::sleep(BACKOFF_MIN);
+        }
+    }
+    log::debug!("Terminating accept thread");
+}
+
+fn refuse_over_capacity(mut socket: TcpStream) {
+    let _ = socket.set_nonblocking(true);
+    let _ = socket.write_all(OVER_CAPACITY);
+    let _ = socket.shutdown(Shutdown::Write);
 }
 
 impl Iterator for IncomingRequests<'_> {
@@ -420,26 +368,12 @@ impl Iterator for IncomingRequests<'_> {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.close.store(true, Relaxed);
+        self.close.store(true, SeqCst);
+        self.context.flusher.close();
         // Connect briefly to ourselves to unblock the accept thread
-        let maybe_stream = match &self.listening_addr {
-            ListenAddr::IP(addr) => TcpStream::connect(addr).map(Connection::from),
-            #[cfg(unix)]
-            ListenAddr::Unix(addr) => {
-                // TODO: use connect_addr when its stabilized.
-                let path = addr.as_pathname().unwrap();
-                std::os::unix::net::UnixStream::connect(path).map(Connection::from)
-            }
-        };
-        if let Ok(stream) = maybe_stream {
+        let ListenAddr::IP(addr) = &self.listening_addr;
+        if let Ok(stream) = TcpStream::connect(addr) {
             let _ = stream.shutdown(Shutdown::Both);
-        }
-
-        #[cfg(unix)]
-        if let ListenAddr::Unix(addr) = &self.listening_addr {
-            if let Some(path) = addr.as_pathname() {
-                let _ = std::fs::remove_file(path);
-            }
         }
     }
 }

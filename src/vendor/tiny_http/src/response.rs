@@ -43,6 +43,8 @@ pub struct Response<R> {
     headers: Vec<Header>,
     /// Patched for auth-service: header lines already rendered (`Name: value\r\n`...).
     raw_headers: Vec<u8>,
+    /// Patched for auth-service: the connection ends after this response.
+    close: bool,
     data_length: Option<usize>,
     chunked_threshold: Option<usize>,
 }
@@ -194,6 +196,7 @@ where
             // Patched for auth-service: no allocation for a response without these headers.
             headers: Vec::with_capacity(headers.len()),
             raw_headers: Vec::new(),
+            close: false,
             data_length,
             chunked_threshold: None,
         };
@@ -308,6 +311,18 @@ where
         self
     }
 
+    /// Patched for auth-service: the connection ends after this response (`Connection: close`
+    /// is sent, then FIN).
+    pub fn with_connection_close(mut self) -> Response<R> {
+        self.close = true;
+        self
+    }
+
+    /// Patched for auth-service: true after `with_connection_close`.
+    pub fn closes_connection(&self) -> bool {
+        self.close
+    }
+
     /// Returns the same request, but with different data.
     pub fn with_data<S>(self, reader: S, data_length: Option<usize>) -> Response<S>
     where
@@ -317,6 +332,7 @@ where
             reader,
             headers: self.headers,
             raw_headers: self.raw_headers,
+            close: self.close,
             status_code: self.status_code,
             data_length,
             chunked_threshold: self.chunked_threshold,
@@ -426,6 +442,9 @@ where
             head.extend_from_slice(b"\r\n");
         }
         head.extend_from_slice(&self.raw_headers);
+        if self.close {
+            head.extend_from_slice(b"Connection: close\r\n");
+        }
         match transfer_encoding {
             Some(TransferEncoding::Chunked) => {
                 head.extend_from_slice(b"Transfer-Encoding: chunked\r\n")
@@ -492,6 +511,7 @@ where
             status_code: self.status_code,
             headers: self.headers,
             raw_headers: self.raw_headers,
+            close: self.close,
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
         }
@@ -581,6 +601,7 @@ impl Clone for Response<io::Empty> {
             status_code: self.status_code,
             headers: self.headers.clone(),
             raw_headers: self.raw_headers.clone(),
+            close: self.close,
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
         }

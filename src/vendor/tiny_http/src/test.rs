@@ -1,4 +1,4 @@
-use crate::{request::new_request, HTTPVersion, Header, HeaderField, Method, Request};
+use crate::{request, HTTPVersion, Header, HeaderField, Method, Request};
 use ascii::AsciiString;
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -64,17 +64,14 @@ impl From<TestRequest> for Request {
                 value: AsciiString::from_ascii(mock.body.len().to_string()).unwrap(),
             });
         }
-        new_request(
-            mock.secure,
+        request::detached(
             mock.method,
             mock.path,
             mock.http_version,
             mock.headers,
             Some(mock.remote_addr),
-            mock.body.as_bytes(),
-            std::io::sink(),
+            mock.body.as_bytes().to_vec(),
         )
-        .unwrap()
     }
 }
 

@@ -29,6 +29,11 @@ struct Sharing {
 /// Minimum number of active threads.
 static MIN_THREADS: usize = 4;
 
+/// Patched for auth-service (src/vendor/README.md): a connection thread parses one request
+/// head at a time; the default 2 MiB stack per connection only costs address space and
+/// mappings.
+const STACK_BYTES: usize = 256 * 1024;
+
 struct Registration<'a> {
     nb: &'a AtomicUsize,
 }
@@ -58,7 +63,7 @@ impl TaskPool {
         };
 
         for _ in 0..MIN_THREADS {
-            pool.add_thread(None)
+            let _ = pool.add_thread(None);
         }
 
         pool
@@ -66,7 +71,11 @@ impl TaskPool {
 
     /// Executes a function in a thread.
     /// If no thread is available, spawns a new one.
-    pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
+    ///
+    /// Patched for auth-service: when no thread can be started (the process or the system is
+    /// out of threads), the error is returned and `code` is dropped, instead of a panic that
+    /// took the accept loop down.
+    pub fn spawn(&self, code: Box<dyn FnMut() + Send>) -> std::io::Result<()> {
         let mut queue = self.sharing.todo.lock().unwrap();
 
         // Patched for auth-service (src/vendor/README.md): upstream checked `waiting == 0`, but a
@@ -74,17 +83,22 @@ impl TaskPool {
         // lock, so two quick spawns could both be queued for one thread, and the second
         // connection waited until another one closed. Each queued task needs its own waiter.
         if self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len() {
-            self.add_thread(Some(code));
+            drop(queue);
+            self.add_thread(Some(code))
         } else {
             queue.push_back(code);
             self.sharing.condvar.notify_one();
+            Ok(())
         }
     }
 
-    fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
+    fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) -> std::io::Result<()> {
         let sharing = self.sharing.clone();
 
-        thread::spawn(move || {
+        let spawned = thread::Builder::new()
+            .name("http-conn".into())
+            .stack_size(STACK_BYTES)
+            .spawn(move || {
             let sharing = sharing;
             let _active_guard = Registration::new(&sharing.active_tasks);
 
@@ -128,6 +142,7 @@ impl TaskPool {
                 task();
             }
         });
+        spawned.map(drop)
     }
 }
 
