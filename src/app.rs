@@ -38,7 +38,8 @@ pub struct App {
 type ConnectionStatsFn = Box<dyn Fn() -> ConnectionStats + Send + Sync>;
 
 impl App {
-    pub fn new(config: ServiceConfig) -> App {
+    /// Fails only when a thread of the Kong store cannot be started.
+    pub fn new(config: ServiceConfig) -> std::io::Result<App> {
         let metrics = Arc::new(Metrics::default());
         let store = CredentialStore::new(
             &config.kong,
@@ -47,14 +48,14 @@ impl App {
             config.health_kong_cache,
             config.server.workers,
             Arc::clone(&metrics),
-        );
+        )?;
         let profiler = Profiler::new(ProfilerSettings {
             cpu_hz: config.profiling.cpu_hz,
             manual_dir: config.profiling.output_dir.clone(),
             ..ProfilerSettings::default()
         });
         let (samples, sample_receiver) = crate::monitor::sample::channel(&config.sla.thresholds);
-        App {
+        Ok(App {
             issuer: Issuer::new(&config.jwt),
             profiler,
             samples,
@@ -66,7 +67,7 @@ impl App {
             draining: AtomicBool::new(false),
             connection_stats: OnceLock::new(),
             config,
-        }
+        })
     }
 
     /// True once shutdown began: readiness answers 503 and responses close their connection.

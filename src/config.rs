@@ -211,6 +211,10 @@ pub struct KongConfig {
     pub timeout: Duration,
     pub auto_provision: bool,
     pub secret_creation_max_retries: u32,
+    /// `KONG_MAX_WAITING_WORKERS`: request workers that may wait on Kong at once (leaders and
+    /// followers of single-flight lookups together). Default: workers − cores, at least 1, so
+    /// as many workers as cores stay free for cache hits and health.
+    pub max_waiting_workers: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -487,6 +491,13 @@ impl ServiceConfig {
                 0,
                 20,
             )?,
+            max_waiting_workers: number(
+                env,
+                "KONG_MAX_WAITING_WORKERS",
+                server.workers.saturating_sub(cores).max(1),
+                1,
+                1024,
+            )?,
         };
 
         let cache = CacheConfig {
@@ -743,6 +754,44 @@ mod tests {
         assert_eq!(connections.body_timeout, Duration::from_secs(10));
         assert_eq!(connections.write_timeout, Duration::from_secs(10));
         assert_eq!(connections.max_connections, None);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(
+            config.kong.max_waiting_workers,
+            config.server.workers.saturating_sub(cores).max(1)
+        );
+    }
+
+    #[test]
+    fn kong_waiting_workers_default_leaves_the_cores_free() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let with_workers = |workers: usize, pairs: &[(&str, &str)]| {
+            let mut all = vec![
+                ("KONG_JWT_AUTHORITY", "https://issuer.test"),
+                ("KONG_JWT_AUDIENCE", "aud-a"),
+            ];
+            all.extend_from_slice(pairs);
+            let overrides = ServeOverrides {
+                workers: Some(workers),
+                ..ServeOverrides::default()
+            };
+            ServiceConfig::load(&Env::from_pairs(all), &overrides)
+                .unwrap()
+                .kong
+                .max_waiting_workers
+        };
+        assert_eq!(with_workers(cores + 5, &[]), 5);
+        assert_eq!(with_workers(cores, &[]), 1, "at least one");
+        assert_eq!(with_workers(1, &[]), 1);
+        assert_eq!(
+            with_workers(8, &[("KONG_MAX_WAITING_WORKERS", "3")]),
+            3,
+            "the variable wins"
+        );
+        assert_eq!(
+            with_workers(8, &[("KONG_MAX_WAITING_WORKERS", "64")]),
+            64,
+            "more than the pool means no cap"
+        );
     }
 
     #[test]
@@ -767,6 +816,9 @@ mod tests {
             ("HTTP_KEEPALIVE_TIMEOUT_MS", "forever"),
             ("HTTP_WRITE_TIMEOUT_MS", "99999999"),
             ("MAX_CONNECTIONS", "0"),
+            ("KONG_MAX_WAITING_WORKERS", "0"),
+            ("KONG_MAX_WAITING_WORKERS", "1025"),
+            ("KONG_MAX_WAITING_WORKERS", "some"),
         ];
         for (variable, value) in cases {
             let err = load(&[(variable, value)]).unwrap_err().to_string();

@@ -20,7 +20,15 @@
 //! headers. The router is one `match`; handlers live in `handlers/` (`tokens`, `health`,
 //! `metrics`, `openapi`, `debug`). `/tokens` asks `kong::CredentialStore` for the consumer's
 //! credential (`kong::cache` → single-flight → `kong::breaker` → `kong::client`, one
-//! `ureq::Agent`) and signs with `jwt::Issuer`. Errors become problem+json in `http::problem`.
+//! `ureq::Agent`) and signs with `jwt::Issuer`. An expired entry is served stale while its
+//! refresh is in flight, and at most `KONG_MAX_WAITING_WORKERS` workers wait on Kong at once
+//! (beyond: stale, or 503 at once). Errors become problem+json in `http::problem`.
+//!
+//! **Kong side threads** (`kong`): the store owns two `kong-refresh` threads, fed by a bounded
+//! channel that a request `try_send`s to once per entry when the entry nears the end of its
+//! fresh TTL (refresh-ahead), and one `kong-health` thread that probes Kong at start-up and
+//! when a health request finds the last result older than `HEALTH_KONG_CACHE_MS`. Health
+//! handlers only read that result. The threads end when the store (in `App`) is dropped.
 //!
 //! **Side path** (`monitor`): after writing a response the adapter records it in `metrics`
 //! (fixed arrays of atomics) and offers one `Copy` sample (route, latency from leaving
@@ -52,7 +60,9 @@
 //!   simulator, which is its own server); handlers never see them.
 //! - `std::env` is read only in `config.rs` (and `logging.rs` for `RUST_LOG`).
 //! - The cache mutex is never held across a Kong call; concurrent misses for one consumer make
-//!   one Kong call. Infrastructure failures never become AUTH_002.
+//!   one Kong call. Infrastructure failures never become AUTH_002. Only a consumer with no
+//!   cache entry (or the one request leading an expired entry's refresh) waits on Kong, at
+//!   most `KONG_MAX_WAITING_WORKERS` workers at once; health checks never call Kong.
 //! - A request never blocks on the side path: samples are `try_send`, dropped when full.
 //! - Exactly one owner of the pprof guard: `profiling::Profiler`.
 //! - `tools` never imports `server`, `handlers` or `kong`; `cleanup` and `archive` refuse paths
@@ -65,8 +75,10 @@
 //!
 //! SIGTERM/SIGINT (signal-hook, on the main thread): readiness turns 503 and responses close
 //! their connections; workers answer what is queued until it is quiet or
-//! `SHUTDOWN_GRACE_SECONDS` runs out and are joined; the listener closes; the SLA monitor
-//! drains its channel and finishes an automatic session; the exit profile is written; exit 0.
+//! `SHUTDOWN_GRACE_SECONDS` runs out and are joined; the listener closes; the `App` is
+//! dropped, which ends the Kong store's side threads (one inside a Kong call is not waited for
+//! past 250 ms) and lets the SLA monitor see its channel disconnect; the monitor drains it and
+//! finishes an automatic session; the exit profile is written; exit 0.
 
 pub mod app;
 pub mod bench;

@@ -249,6 +249,9 @@ pub struct Metrics {
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
     pub cache_stale_served: AtomicU64,
+    /// Requests that would have waited on Kong while `KONG_MAX_WAITING_WORKERS` workers
+    /// already did (served stale when there was a stale credential, else 503 AUTH_004).
+    pub kong_wait_rejected: AtomicU64,
     pub tokens_issued: AtomicU64,
     validations: [AtomicU64; ValidationResult::ALL.len()],
     pub panics: AtomicU64,
@@ -266,6 +269,7 @@ impl Default for Metrics {
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
             cache_stale_served: AtomicU64::new(0),
+            kong_wait_rejected: AtomicU64::new(0),
             tokens_issued: AtomicU64::new(0),
             validations: [const { AtomicU64::new(0) }; ValidationResult::ALL.len()],
             panics: AtomicU64::new(0),
@@ -443,8 +447,14 @@ impl Metrics {
         counter(
             &mut out,
             "kong_cache_stale_served_total",
-            "Stale credentials served because Kong failed or the breaker was open.",
+            "Stale credentials served: while a refresh was in flight, because Kong failed or the breaker was open, or because too many workers waited on Kong.",
             self.cache_stale_served.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "kong_wait_rejected_total",
+            "Requests turned away from waiting on Kong because KONG_MAX_WAITING_WORKERS workers already waited (stale credential if any, else 503 AUTH_004).",
+            self.kong_wait_rejected.load(Ordering::Relaxed),
         );
         gauge(
             &mut out,

@@ -212,7 +212,10 @@ pub fn run(args: Args) -> Result<ExitCode, CmdError> {
         None => config,
     };
 
-    let app = Arc::new(App::new(config));
+    let app = Arc::new(
+        App::new(config)
+            .map_err(|err| CmdError::failed_with("cannot start the kong store threads", err))?,
+    );
     if let Some(profile) = &exit_profile {
         app.profiler
             .start(profile.request.clone())

@@ -1,12 +1,15 @@
 //! `/health`, `/health/ready` and `/health/live`.
 //!
-//! Readiness and `/health` reuse the Kong probe for `HEALTH_KONG_CACHE_MS`, so a scraper storm
-//! costs Kong one request per interval. Liveness touches nothing shared.
+//! None of them calls Kong: readiness and `/health` read the last result of the Kong store's
+//! background prober (`CredentialStore::health`), which probes at most once per
+//! `HEALTH_KONG_CACHE_MS`, so a scraper storm costs Kong one request per interval and a slow
+//! Kong never slows a health check. Liveness touches nothing shared.
 
 use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::http::{Body, Request, Response};
+use crate::kong::KongProbe;
 use crate::kong::breaker::BreakerState;
 use crate::timefmt;
 
@@ -19,6 +22,14 @@ pub fn live() -> Response {
 }
 
 /// `GET /health/ready`: 503 while draining or when Kong is unreachable.
+///
+/// Kong's state is the background prober's last result, never a Kong call made here: a result
+/// older than `HEALTH_KONG_CACHE_MS` starts a new probe and is still what this answer reflects.
+/// The prober probes once when the service starts. Until that first probe completes the
+/// answer waits for it, but only until one `KONG_TIMEOUT_MS` after start-up: so a fresh
+/// instance is ready as soon as Kong answered, and is not called ready before anybody knows.
+/// Past that wait, with still no result (Kong is slower than its timeout), the answer is 503
+/// `not_ready` with the reason `kong not probed yet`, at once.
 pub fn ready(app: &App, _request: &Request<'_>) -> Response {
     if app.is_draining() {
         return Response::json(
@@ -26,23 +37,45 @@ pub fn ready(app: &App, _request: &Request<'_>) -> Response {
             &json!({"status": "not_ready", "reason": "shutting down"}),
         );
     }
-    match app.store.health().result {
-        Ok(_) => Response::json(200, &json!({"status": "ready"})),
-        Err(err) => Response::json(
+    match app.store.health() {
+        KongProbe::Checked { result: Ok(_), .. } => {
+            Response::json(200, &json!({"status": "ready"}))
+        }
+        KongProbe::Checked {
+            result: Err(err), ..
+        } => Response::json(
             503,
             &json!({"status": "not_ready", "reason": format!("kong unreachable: {err}")}),
         ),
+        KongProbe::NotYet => {
+            Response::json(503, &json!({"status": "not_ready", "reason": NOT_PROBED}))
+        }
     }
 }
 
+/// The reason and error text while no Kong probe has completed yet.
+const NOT_PROBED: &str = "kong not probed yet";
+
 /// `GET /health`: dependency health; 503 `unhealthy` only while draining.
+///
+/// Kong's part is the prober's last result, as for readiness (same start-up wait). Before any
+/// probe completed, `dependencies.kong.status` is `unknown` with the error `kong not probed
+/// yet`, and the overall status `degraded`.
 pub fn health(app: &App, request: &Request<'_>) -> Response {
     let probe = app.store.health();
     let breaker = app.store.breaker_state();
-    let kong_ok = probe.result.is_ok();
+    let (kong_status, response_ms, error) = match &probe {
+        KongProbe::Checked { result: Ok(d), .. } => {
+            ("healthy", Some(d.as_secs_f64() * 1000.0), None)
+        }
+        KongProbe::Checked {
+            result: Err(err), ..
+        } => ("unhealthy", None, Some(err.as_str())),
+        KongProbe::NotYet => ("unknown", None, Some(NOT_PROBED)),
+    };
     let status = if app.is_draining() {
         "unhealthy"
-    } else if kong_ok && breaker == BreakerState::Closed {
+    } else if kong_status == "healthy" && breaker == BreakerState::Closed {
         "healthy"
     } else {
         "degraded"
@@ -51,8 +84,8 @@ pub fn health(app: &App, request: &Request<'_>) -> Response {
         "adminUrl": redact_userinfo(app.store.client().admin_url()),
         "mode": app.store.client().mode().as_str(),
     });
-    if let Err(err) = &probe.result {
-        details["error"] = Value::from(err.as_str());
+    if let Some(err) = error {
+        details["error"] = Value::from(err);
     }
     let (entries, stale) = app.store.cache_counts();
     let hits = app
@@ -78,8 +111,8 @@ pub fn health(app: &App, request: &Request<'_>) -> Response {
         "uptimeSeconds": uptime,
         "dependencies": {
             "kong": {
-                "status": if kong_ok { "healthy" } else { "unhealthy" },
-                "responseTime": probe.result.as_ref().map(|d| d.as_secs_f64() * 1000.0).ok(),
+                "status": kong_status,
+                "responseTime": response_ms,
                 "details": details,
             },
             "cache": { "entries": entries, "staleEntries": stale, "hitRate": hit_rate },

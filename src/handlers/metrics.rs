@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::app::App;
 use crate::http::problem::{ErrorCode, Problem};
 use crate::http::{Request, Response};
+use crate::kong::KongProbe;
 use crate::metrics::{Gauges, KongOperation, KongResult, RouteLabel};
 use crate::profiling::{TriggerKind, alloc};
 use crate::{process, timefmt};
@@ -115,6 +116,7 @@ fn operational(app: &App) -> Value {
 }
 
 fn kong_view(app: &App) -> Value {
+    let (waiting, max_waiting) = app.store.waiting_on_kong();
     let get = |result| {
         app.metrics
             .kong_count(KongOperation::GetCredentials, result)
@@ -129,6 +131,9 @@ fn kong_view(app: &App) -> Value {
             "meanMs": app.metrics.kong_duration(KongOperation::GetCredentials).mean().as_secs_f64() * 1000.0,
         },
         "credentialsProvisioned": app.metrics.kong_count(KongOperation::CreateCredential, KongResult::Success),
+        "waiting": waiting,
+        "maxWaitingWorkers": max_waiting,
+        "waitRejected": app.metrics.kong_wait_rejected.load(Ordering::Relaxed),
     })
 }
 
@@ -158,9 +163,16 @@ fn infrastructure(app: &App) -> Value {
             "closed": closed,
         },
         "kong": {
-            "reachable": probe.result.is_ok(),
-            "responseTimeMs": probe.result.as_ref().map(|d| d.as_secs_f64() * 1000.0).ok(),
-            "error": probe.result.as_ref().err(),
+            "reachable": probe.reachable(),
+            "responseTimeMs": match &probe {
+                KongProbe::Checked { result: Ok(d), .. } => Some(d.as_secs_f64() * 1000.0),
+                _ => None,
+            },
+            "error": match &probe {
+                KongProbe::Checked { result: Err(err), .. } => Some(err.as_str()),
+                KongProbe::Checked { .. } => None,
+                KongProbe::NotYet => Some("kong not probed yet"),
+            },
         },
         "circuitBreakers": { "kong": { "state": app.store.breaker_state().as_str() } },
     })
@@ -190,6 +202,7 @@ fn config_view(app: &App) -> Value {
             "adminTokenSet": config.kong.admin_token.is_some(),
             "timeoutMs": config.kong.timeout.as_millis() as u64,
             "autoProvision": config.kong.auto_provision,
+            "maxWaitingWorkers": config.kong.max_waiting_workers,
         },
         "cache": {
             "maxEntries": config.cache.max_entries,

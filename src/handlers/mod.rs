@@ -1,7 +1,9 @@
 //! Request handlers: one function per endpoint, from our `Request` to our `Response`.
 //!
 //! Handlers must not see tiny_http types, spawn threads, sleep, or hold a lock across I/O; the
-//! only blocking they do is the Kong lookup inside `CredentialStore`.
+//! only Kong-related blocking they do is inside `CredentialStore`: a credential lookup that must
+//! wait on Kong (at most `KONG_MAX_WAITING_WORKERS` workers at once), and, right after start-up
+//! only, the wait for the first Kong health probe. Health handlers never call Kong.
 
 pub mod debug;
 pub mod health;

@@ -78,10 +78,10 @@ fn build() -> Value {
             "parameters": consumer_headers(),
             "responses": {
                 "200": {"description": "a signed HS256 JWT", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TokenResponse"}}}},
-                "400": problem("AUTH_007 header too long"),
+                "400": problem("AUTH_007 header too long, or X-Consumer-ID . or .."),
                 "401": problem("AUTH_001 missing consumer headers, AUTH_002 consumer not found, AUTH_009 anonymous consumer"),
                 "500": problem("AUTH_003 signing failed, AUTH_008 internal error"),
-                "503": problem("AUTH_004 Kong unavailable, AUTH_005 circuit breaker open (with Retry-After)"),
+                "503": problem("AUTH_004 Kong unavailable or too many requests waiting on Kong, AUTH_005 circuit breaker open (with Retry-After)"),
             }
         })
     };
@@ -96,7 +96,7 @@ fn build() -> Value {
             "parameters": validate_params,
             "responses": {
                 "200": {"description": "the token is valid", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ValidationResponse"}}}},
-                "400": problem("AUTH_011 invalid token, AUTH_012 missing authorization"),
+                "400": problem("AUTH_007 bad consumer header, AUTH_011 invalid token, AUTH_012 missing authorization"),
                 "401": problem("AUTH_001, AUTH_002, AUTH_009, AUTH_010 token expired"),
                 "503": problem("AUTH_004, AUTH_005"),
             }
@@ -115,7 +115,7 @@ fn build() -> Value {
             "/tokens": {"get": token_op("Issue a token for the Kong consumer"), "post": token_op("Issue a token for the Kong consumer")},
             "/tokens/validate": {"get": validate_op("Validate a token for the Kong consumer"), "post": validate_op("Validate a token for the Kong consumer")},
             "/health": {"get": {"summary": "Dependency health with slaMonitor and profiling sections", "tags": ["operations"], "responses": {"200": {"description": "healthy or degraded"}, "503": {"description": "unhealthy (draining)"}}}},
-            "/health/ready": {"get": {"summary": "Readiness", "tags": ["operations"], "responses": {"200": {"description": "ready"}, "503": {"description": "Kong unreachable or draining"}}}},
+            "/health/ready": {"get": {"summary": "Readiness", "tags": ["operations"], "responses": {"200": {"description": "ready"}, "503": {"description": "Kong unreachable, not probed yet, or draining"}}}},
             "/health/live": {"get": json_ok("Liveness", "operations")},
             "/metrics": {"get": {"summary": "Prometheus text (Accept: text/plain or ?format=prometheus) or JSON views", "tags": ["operations"],
                 "parameters": [

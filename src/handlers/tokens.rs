@@ -10,8 +10,11 @@ use crate::kong::LookupError;
 use crate::metrics::ValidationResult;
 use crate::{jwt, timefmt};
 
-/// Seconds a client should wait after AUTH_004 before retrying.
+/// Seconds a client should wait after AUTH_004 (Kong failed) before retrying.
 const KONG_RETRY_AFTER_SECONDS: u64 = 30;
+/// Seconds a client should wait after AUTH_004 because too many workers wait on Kong: the
+/// condition clears as soon as one lookup ends.
+const SATURATED_RETRY_AFTER_SECONDS: u64 = 1;
 /// Tokens longer than this are not ours (ours are well under 1 KiB).
 const MAX_TOKEN_LENGTH: usize = 8192;
 
@@ -21,7 +24,7 @@ struct Consumer<'a> {
     username: &'a str,
 }
 
-/// Consumer headers, their lengths and the anonymous flag, in that order.
+/// Consumer headers, their lengths, the dot segments and the anonymous flag, in that order.
 fn consumer<'a>(app: &App, request: &Request<'a>) -> Result<Consumer<'a>, Problem> {
     let id = request.header("x-consumer-id").unwrap_or("");
     let username = request.header("x-consumer-username").unwrap_or("");
@@ -41,6 +44,15 @@ fn consumer<'a>(app: &App, request: &Request<'a>) -> Result<Consumer<'a>, Proble
                 format!("{name} is longer than {limit} bytes"),
             ));
         }
+    }
+    // The id becomes a path segment of the Kong Admin API URL. `.` and `..` are dot segments
+    // there whatever we do: a normalising proxy in front of Kong decodes `%2E` and resolves
+    // `/consumers/../jwt` to another path. No Kong consumer can have such an id or username.
+    if matches!(id, "." | "..") {
+        return Err(Problem::auth(
+            ErrorCode::InvalidRequestFormat,
+            "X-Consumer-ID must not be \".\" or \"..\"",
+        ));
     }
     if request
         .header("x-anonymous-consumer")
@@ -70,6 +82,12 @@ fn lookup_problem(err: LookupError) -> Problem {
             "kong circuit breaker is open; retry later",
         )
         .with_retry_after(retry_after.as_secs_f64().ceil().max(1.0) as u64),
+        LookupError::Saturated => Problem::auth(
+            ErrorCode::KongUnavailable,
+            "the service is saturated waiting on kong; retry shortly",
+        )
+        .with_extension("reason", "too many requests are waiting on kong")
+        .with_retry_after(SATURATED_RETRY_AFTER_SECONDS),
     }
 }
 

@@ -314,6 +314,8 @@ fn sigterm_during_a_burst_answers_every_request_and_exits_0() {
         &[
             ("CACHING_TTL_SECONDS", "0"),
             ("CIRCUIT_BREAKER_ENABLED", "false"),
+            // Every worker may wait on the one flight: this test is about draining.
+            ("KONG_MAX_WAITING_WORKERS", "1024"),
         ],
     );
     let url = server.url.clone();
