@@ -3,6 +3,7 @@
 
 mod bench;
 mod config;
+mod hardening;
 mod kong_failures;
 mod kong_sim;
 mod load;

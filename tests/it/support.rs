@@ -31,7 +31,30 @@ impl Proc {
     }
 
     pub fn start_in(dir: Option<&Path>, args: &[&str], envs: &[(&str, &str)]) -> Proc {
-        let mut command = command(dir, args, envs);
+        Proc::start_command(command(dir, args, envs), args, envs)
+    }
+
+    /// Like `start`, with the soft and hard limit on open descriptors set to `fd_limit`.
+    pub fn start_with_fd_limit(args: &[&str], envs: &[(&str, &str)], fd_limit: u64) -> Proc {
+        use std::os::unix::process::CommandExt;
+        let mut command = command(None, args, envs);
+        // SAFETY: setrlimit is async-signal-safe and touches only the child being started.
+        unsafe {
+            command.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: fd_limit as libc::rlim_t,
+                    rlim_max: fd_limit as libc::rlim_t,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Proc::start_command(command, args, envs)
+    }
+
+    fn start_command(mut command: Command, args: &[&str], envs: &[(&str, &str)]) -> Proc {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let description = format!("{BIN} {} (env {envs:?})", args.join(" "));
         let mut child = command
@@ -361,6 +384,22 @@ pub fn serve(kong_url: &str, envs: &[(&str, &str)]) -> Proc {
     ];
     all.extend_from_slice(envs);
     Proc::start(&["serve", "--host", "127.0.0.1", "--port", "0"], &all)
+}
+
+/// `serve` as above, in a process limited to `fd_limit` open descriptors.
+pub fn serve_with_fd_limit(kong_url: &str, envs: &[(&str, &str)], fd_limit: u64) -> Proc {
+    let mut all = vec![
+        ("KONG_ADMIN_URL", kong_url),
+        ("KONG_JWT_AUTHORITY", AUTHORITY),
+        ("KONG_JWT_AUDIENCE", AUDIENCE),
+        ("APP_ENV", "test"),
+    ];
+    all.extend_from_slice(envs);
+    Proc::start_with_fd_limit(
+        &["serve", "--host", "127.0.0.1", "--port", "0"],
+        &all,
+        fd_limit,
+    )
 }
 
 pub fn post_json(url: &str, body: serde_json::Value) -> Reply {

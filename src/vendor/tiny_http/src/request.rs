@@ -205,9 +205,14 @@ impl Request {
         R: Read,
     {
         let mut writer = self.extract_writer_impl();
-        if response.closes_connection() {
-            if let Writer::Connection(writer) = &mut writer {
+        // Patched for auth-service: either side may end the connection after this response,
+        // and the response says so.
+        let mut response = response;
+        if let Writer::Connection(writer) = &mut writer {
+            if response.closes_connection() {
                 writer.close_after();
+            } else if writer.closes() {
+                response = response.with_connection_close();
             }
         }
 

@@ -42,6 +42,11 @@ impl ConnWriter {
         }
     }
 
+    /// True when the connection ends after this response.
+    pub(crate) fn closes(&self) -> bool {
+        self.close
+    }
+
     /// The connection ends after this response (the response said `Connection: close`).
     pub(crate) fn close_after(&mut self) {
         self.close = true;
