@@ -77,21 +77,24 @@ pub fn raise_fd_limit() -> u64 {
     }
 }
 
-/// How many threads the kernel allows in all (the smaller of `pid_max` and `threads-max`),
-/// or `None` where `/proc` does not say.
+/// How many threads this process can have before the kernel refuses one: the smaller of
+/// `pid_max`, `threads-max` and a quarter of `vm.max_map_count` (each thread maps its stack
+/// and its signal stack, each with a guard page; std aborts the whole process when a new
+/// thread cannot map its signal stack). `None` where `/proc` does not say.
 pub fn kernel_thread_limit() -> Option<u64> {
     let read = |path: &str| {
         std::fs::read_to_string(path)
             .ok()
             .and_then(|text| text.trim().parse::<u64>().ok())
     };
-    match (
+    [
         read("/proc/sys/kernel/pid_max"),
         read("/proc/sys/kernel/threads-max"),
-    ) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+        read("/proc/sys/vm/max_map_count").map(|maps| maps / 4),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
 }
 
 #[cfg(test)]

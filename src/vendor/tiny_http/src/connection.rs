@@ -6,6 +6,9 @@
 
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 
+/// Pending connections the kernel holds for `accept`.
+const LISTEN_BACKLOG: i32 = 4096;
+
 /// The listening socket.
 pub struct Listener(TcpListener);
 
@@ -37,7 +40,15 @@ impl ConfigListenAddr {
 
     pub(crate) fn bind(&self) -> std::io::Result<Listener> {
         match self {
-            Self::IP(a) => TcpListener::bind(a.as_slice()).map(Listener::from),
+            Self::IP(a) => {
+                let listener = TcpListener::bind(a.as_slice())?;
+                // Patched for auth-service: std listens with a backlog of 128, which a burst of
+                // new connections overflows while the accept loop starts their threads; a
+                // connection dropped from a full backlog waits a whole SYN retransmission
+                // (1 s). The kernel caps this at `net.core.somaxconn`.
+                let _ = crate::sys::set_backlog(&listener, LISTEN_BACKLOG);
+                Ok(Listener::from(listener))
+            }
         }
     }
 }

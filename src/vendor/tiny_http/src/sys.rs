@@ -59,3 +59,13 @@ pub(crate) fn poll(fds: &mut [libc::pollfd], timeout: Duration) -> io::Result<()
     }
     Ok(())
 }
+
+/// Sets the listen backlog of a socket that already listens (Linux updates it in place).
+pub(crate) fn set_backlog(listener: &std::net::TcpListener, backlog: i32) -> io::Result<()> {
+    // SAFETY: listen(2) on a descriptor `listener` owns; no memory is passed.
+    if unsafe { libc::listen(listener.as_raw_fd(), backlog) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
