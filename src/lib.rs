@@ -11,8 +11,16 @@
 //!
 //! # Code map
 //!
+//! **Connections** (`src/vendor/tiny_http`, our fork): one thread per connection reads its
+//! socket with a deadline on every wait (head, body, keep-alive idle), checks the framing
+//! strictly, and queues one request at a time; health, metrics and debug requests go to an
+//! urgent lane. Workers send responses without ever blocking (a slow client's rest goes to
+//! one flusher thread with a write deadline). `server` raises the fd limit, derives the
+//! connection cap and passes the limits (`config::ConnectionConfig`).
+//!
 //! **Request path** (`serve`): `server` binds tiny_http and runs a fixed pool of worker
-//! threads (`server::pool`), of which only as many as cores take requests at a time
+//! threads (`server::pool`) plus two `ops` threads for the urgent lane. Of the workers only
+//! as many as cores take requests at a time
 //! (`blocking::Turns`); a worker about to wait on Kong hands its turn to a reserve worker
 //! (`blocking::section`). Each worker takes a request off tiny_http's queue and hands it to
 //! `server::adapter`, which turns it into our `http::Request`, calls `http::router::route`
@@ -52,7 +60,8 @@
 //! **Cross-cutting**: `config` reads every environment variable, `.env` entry and flag once
 //! and validates it (exit 2 on a bad value); `logging` sets up env_logger and states the log
 //! policy; `ids` makes UUIDs and Kong-style keys from batched OS randomness; `timefmt` formats
-//! ISO-8601 without a date crate; `process` reads RSS and CPU time.
+//! ISO-8601 without a date crate; `process` reads RSS, CPU time and the kernel's fd and thread
+//! limits.
 //!
 //! # Architecture invariants
 //!
@@ -63,6 +72,8 @@
 //!   one Kong call. Infrastructure failures never become AUTH_002. Only a consumer with no
 //!   cache entry (or the one request leading an expired entry's refresh) waits on Kong, at
 //!   most `KONG_MAX_WAITING_WORKERS` workers at once; health checks never call Kong.
+//! - A worker never reads a client socket or waits on one; every socket wait of the
+//!   connection layer has a deadline, and open connections are capped.
 //! - A request never blocks on the side path: samples are `try_send`, dropped when full.
 //! - Exactly one owner of the pprof guard: `profiling::Profiler`.
 //! - `tools` never imports `server`, `handlers` or `kong`; `cleanup` and `archive` refuse paths
