@@ -189,6 +189,11 @@ fn config_view(app: &App) -> Value {
             "maxHeaderLength": config.server.max_header_length,
             "corsOrigin": config.server.cors_origin,
             "shutdownGraceSeconds": config.server.shutdown_grace.as_secs(),
+            "headerTimeoutMs": config.server.connections.header_timeout.as_millis() as u64,
+            "keepAliveTimeoutMs": config.server.connections.keepalive_timeout.as_millis() as u64,
+            "bodyTimeoutMs": config.server.connections.body_timeout.as_millis() as u64,
+            "writeTimeoutMs": config.server.connections.write_timeout.as_millis() as u64,
+            "maxConnections": app.connection_stats().max,
         },
         "jwt": {
             "keyClaimName": config.jwt.key_claim_name,

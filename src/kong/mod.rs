@@ -74,6 +74,11 @@ struct Flight {
     done: Condvar,
 }
 
+/// How long a request with nothing stale waits for a waiting slot before its 503, and how
+/// often it looks.
+const SLOT_PATIENCE: Duration = Duration::from_millis(100);
+const SLOT_POLL: Duration = Duration::from_millis(2);
+
 /// The cap on request workers waiting on Kong at once, leaders and followers together.
 struct WaitSlots {
     max: usize,
@@ -215,23 +220,49 @@ impl CredentialStore {
     /// The HS256 credential of `consumer_id`, from cache or Kong.
     pub fn credential(&self, consumer_id: &str) -> FlightResult {
         let shared = &*self.shared;
-        let stale = match shared.cache.get(consumer_id, Instant::now()) {
-            Lookup::Fresh { key, refresh } => {
-                shared.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
-                if refresh {
-                    self.ask_refresh(consumer_id);
+        // Set once every waiting slot was found taken: how long this request may wait for one.
+        let mut patience: Option<Instant> = None;
+        loop {
+            let first_try = patience.is_none();
+            let stale = match shared.cache.get(consumer_id, Instant::now()) {
+                Lookup::Fresh { key, refresh } => {
+                    if first_try {
+                        shared.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if refresh {
+                        self.ask_refresh(consumer_id);
+                    }
+                    return Ok(key);
                 }
-                return Ok(key);
+                Lookup::KnownMissing(reason) => {
+                    if first_try {
+                        shared.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return Err(LookupError::NotFound(reason));
+                }
+                Lookup::Stale(key) => Some(key),
+                Lookup::Miss => None,
+            };
+            if first_try {
+                shared.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
             }
-            Lookup::KnownMissing(reason) => {
-                shared.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
-                return Err(LookupError::NotFound(reason));
+            match shared.lookup(consumer_id, stale) {
+                // A burst of first lookups against a healthy Kong frees its slots within
+                // milliseconds; only a slow Kong keeps them taken past the patience.
+                Err(LookupError::Saturated) => {
+                    let until = *patience.get_or_insert_with(|| Instant::now() + SLOT_PATIENCE);
+                    if Instant::now() >= until {
+                        shared
+                            .metrics
+                            .kong_wait_rejected
+                            .fetch_add(1, Ordering::Relaxed);
+                        return Err(LookupError::Saturated);
+                    }
+                    crate::blocking::section(|| thread::sleep(SLOT_POLL));
+                }
+                other => return other,
             }
-            Lookup::Stale(key) => Some(key),
-            Lookup::Miss => None,
-        };
-        shared.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
-        shared.lookup(consumer_id, stale)
+        }
     }
 
     /// Queues `consumer_id` for the refresher; never blocks. A full queue drops the ask.
@@ -404,13 +435,17 @@ impl Shared {
         Ok(key)
     }
 
-    /// Every waiting slot is taken: stale if there is one, else AUTH_004 at once.
+    /// Every waiting slot is taken: stale at once if there is one (counted as rejected
+    /// here); otherwise `Saturated`, which the caller retries for `SLOT_PATIENCE` and counts
+    /// when it gives up.
     fn saturated(&self, stale: Option<Arc<SigningKey>>) -> FlightResult {
-        self.metrics
-            .kong_wait_rejected
-            .fetch_add(1, Ordering::Relaxed);
         match stale {
-            Some(key) => self.serve_stale(key),
+            Some(key) => {
+                self.metrics
+                    .kong_wait_rejected
+                    .fetch_add(1, Ordering::Relaxed);
+                self.serve_stale(key)
+            }
             None => Err(LookupError::Saturated),
         }
     }
