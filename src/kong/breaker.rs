@@ -210,18 +210,23 @@ impl Breaker {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn breaker() -> Breaker {
-        Breaker::new(&BreakerConfig {
+    /// The documented defaults, for tests of the breaker and of what uses it.
+    pub(crate) fn default_config() -> BreakerConfig {
+        BreakerConfig {
             enabled: true,
             rolling_window: Duration::from_secs(10),
             rolling_buckets: 10,
             volume_threshold: 3,
             error_threshold_percent: 50,
             reset_timeout: Duration::from_secs(60),
-        })
+        }
+    }
+
+    fn breaker() -> Breaker {
+        Breaker::new(&default_config())
     }
 
     #[test]

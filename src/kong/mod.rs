@@ -641,14 +641,7 @@ mod tests {
             stale_tolerance: Duration::from_secs(60),
             negative_ttl: Duration::from_secs(5),
         };
-        let breaker = BreakerConfig {
-            enabled: true,
-            rolling_window: Duration::from_secs(10),
-            rolling_buckets: 10,
-            volume_threshold: 3,
-            error_threshold_percent: 50,
-            reset_timeout: Duration::from_secs(60),
-        };
+        let breaker = breaker::tests::default_config();
         CredentialStore::new(
             &kong,
             &cache,

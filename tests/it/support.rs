@@ -376,18 +376,17 @@ pub fn kong_sim(extra: &[&str]) -> Proc {
 /// `auth-service serve` on 127.0.0.1:0 against `kong_url`, with test issuer and audience;
 /// `envs` come last and win.
 pub fn serve(kong_url: &str, envs: &[(&str, &str)]) -> Proc {
-    let mut all = vec![
-        ("KONG_ADMIN_URL", kong_url),
-        ("KONG_JWT_AUTHORITY", AUTHORITY),
-        ("KONG_JWT_AUDIENCE", AUDIENCE),
-        ("APP_ENV", "test"),
-    ];
-    all.extend_from_slice(envs);
-    Proc::start(&["serve", "--host", "127.0.0.1", "--port", "0"], &all)
+    Proc::start(SERVE_ARGS, &serve_env(kong_url, envs))
 }
 
 /// `serve` as above, in a process limited to `fd_limit` open descriptors.
 pub fn serve_with_fd_limit(kong_url: &str, envs: &[(&str, &str)], fd_limit: u64) -> Proc {
+    Proc::start_with_fd_limit(SERVE_ARGS, &serve_env(kong_url, envs), fd_limit)
+}
+
+const SERVE_ARGS: &[&str] = &["serve", "--host", "127.0.0.1", "--port", "0"];
+
+fn serve_env<'a>(kong_url: &'a str, envs: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     let mut all = vec![
         ("KONG_ADMIN_URL", kong_url),
         ("KONG_JWT_AUTHORITY", AUTHORITY),
@@ -395,11 +394,7 @@ pub fn serve_with_fd_limit(kong_url: &str, envs: &[(&str, &str)], fd_limit: u64)
         ("APP_ENV", "test"),
     ];
     all.extend_from_slice(envs);
-    Proc::start_with_fd_limit(
-        &["serve", "--host", "127.0.0.1", "--port", "0"],
-        &all,
-        fd_limit,
-    )
+    all
 }
 
 pub fn post_json(url: &str, body: serde_json::Value) -> Reply {
