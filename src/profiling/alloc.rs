@@ -18,6 +18,18 @@
 //! - While sampling: the countdown also stops at the next sample point (Poisson over bytes,
 //!   on average once per 512 KiB); the slow path walks frame pointers (~0.2 µs) and records
 //!   the site. Frees look the pointer up in a lock-free open-addressing set.
+//!
+//! The profiler's own memory (its sample tables, symbol data, report building) is not the
+//! service's heap. A thread inside a `ProfilerScope` (the session thread, a debug request
+//! building a heap profile) allocates *tagged* blocks: a 16-byte header in front of the block
+//! whose second word is `tag_word(ptr)`, a value with bit 3 set. Tagged blocks are counted in
+//! their own counters (`profiler_stats`), never sampled, and a free is charged to the bucket its
+//! block was counted in, whichever thread frees it and whether or not it is in a scope: the
+//! word just before a block is glibc's chunk size field, a multiple of 16 plus three flag bits,
+//! so bit 3 of it is always clear and a service block can never carry the tag. Cost: one byte
+//! of the thread's state tested on allocation; on free, once a scope was ever entered, one load
+//! of the word glibc's `free` reads next anyway and one compare. Off glibc (no such guarantee)
+//! scopes do nothing and the profiler's memory counts as the service's.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -26,7 +38,10 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize
 use Ordering::{Acquire, Relaxed, Release};
 
 /// Heap counters since process start, exact up to `PEAK_SLACK_PER_THREAD` per thread (all zero
-/// when `CountingAlloc` is not installed).
+/// when `CountingAlloc` is not installed). `heap_stats` gives the service's (the profiler's own
+/// allocations excluded), `profiler_stats` the profiler's. Within one value `live_bytes ==
+/// bytes_allocated - bytes_freed` and `live_blocks() == allocations - frees`, so two values
+/// taken at a session's start and stop also give its allocations, frees and growth.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HeapStats {
     pub live_bytes: u64,
@@ -80,6 +95,9 @@ unsafe impl GlobalAlloc for CountingAlloc {
     // Counted before the call, so the common case ends in a tail call to malloc and saves no
     // registers; an allocation that fails (the process then aborts) is counted as made.
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if in_profiler_scope() {
+            return unsafe { profiler_alloc(layout, false) };
+        }
         if count_alloc(layout.size()) {
             return unsafe { alloc_on_slow_path(layout, false) };
         }
@@ -94,6 +112,9 @@ unsafe impl GlobalAlloc for CountingAlloc {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if in_profiler_scope() {
+            return unsafe { profiler_alloc(layout, true) };
+        }
         if count_alloc(layout.size()) {
             return unsafe { alloc_on_slow_path(layout, true) };
         }
@@ -101,6 +122,9 @@ unsafe impl GlobalAlloc for CountingAlloc {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if is_profiler_block(ptr) {
+            return unsafe { profiler_dealloc(ptr, layout) };
+        }
         // Untrack before the memory goes back: afterwards another thread may get the same
         // address, sample it, and we would remove its entry instead of ours.
         untrack_if_sampling(ptr);
@@ -109,6 +133,10 @@ unsafe impl GlobalAlloc for CountingAlloc {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // A block stays in the bucket it was counted in, whoever grows it.
+        if is_profiler_block(ptr) {
+            return unsafe { profiler_realloc(ptr, layout, new_size) };
+        }
         // Counted as one free plus one allocation, so live blocks stay allocations − frees.
         untrack_if_sampling(ptr);
         let new_ptr = unsafe { System.realloc(ptr, layout, new_size) };
@@ -198,6 +226,8 @@ struct ThreadState {
     rng: Cell<u64>,
     /// Set while this thread is in the sampling slow path (re-entrancy guard).
     busy: Cell<bool>,
+    /// Depth of `ProfilerScope`s entered on this thread; non-zero means allocations are tagged.
+    profiler_scope: Cell<u32>,
     stack_low: Cell<usize>,
     stack_high: Cell<usize>,
 }
@@ -217,6 +247,7 @@ impl ThreadState {
             sample_epoch: Cell::new(0),
             rng: Cell::new(0),
             busy: Cell::new(false),
+            profiler_scope: Cell::new(0),
             stack_low: Cell::new(0),
             stack_high: Cell::new(0),
         }
@@ -432,10 +463,12 @@ pub fn heap_stats() -> HeapStats {
     with_state(publish);
     let mut stats = HeapStats::default();
     for slot in SLOT_TABLE.iter() {
-        stats.allocations += slot.allocs.load(Relaxed);
+        // Frees before allocations: a slot published between the two loads then looks as if
+        // it had more live, never fewer than zero, of its own thread's blocks.
         stats.frees += slot.frees.load(Relaxed);
-        stats.bytes_allocated += slot.bytes_allocated.load(Relaxed);
+        stats.allocations += slot.allocs.load(Relaxed);
         stats.bytes_freed += slot.bytes_freed.load(Relaxed);
+        stats.bytes_allocated += slot.bytes_allocated.load(Relaxed);
     }
     stats.live_bytes = stats.bytes_allocated.saturating_sub(stats.bytes_freed);
     let peak = PEAK.fetch_max(stats.live_bytes, Relaxed);
@@ -786,6 +819,252 @@ fn clear_tombstones(index: usize) {
         at = (at + LIVE_CAP - 1) % LIVE_CAP;
     }
     unlock_sites();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The profiler's own allocations.
+
+/// Set once the first `ProfilerScope` is entered (and the malloc check passed); from then on
+/// every free looks for the tag. Never cleared: tagged blocks may live on.
+static TAGGING: AtomicBool = AtomicBool::new(false);
+/// 0 not checked yet, 1 tagging works here, 2 it does not (not glibc's malloc).
+static TAGGING_STATE: AtomicU32 = AtomicU32::new(0);
+/// The profiler's counters: one shared slot with real atomics (it is off the request path).
+static PROFILER_SLOT: Slot = Slot::new();
+static PROFILER_LIVE: AtomicI64 = AtomicI64::new(0);
+static PROFILER_PEAK: AtomicU64 = AtomicU64::new(0);
+/// Header in front of a tagged block of alignment ≤ 16: `[offset to the malloc'd base, tag]`.
+const TAG_HEADER: usize = 16;
+/// Any value with bit 3 set works: glibc's size field never has it.
+const TAG_MAGIC: usize = 0x7072_6f66_696c_6572;
+const TAG_BIT: usize = 0b1000;
+
+/// Marks the calling thread's allocations as the profiler's while it lives (nests). Enter it
+/// around profiler work on threads we own: the session thread, a debug request symbolizing.
+pub struct ProfilerScope {
+    entered: bool,
+    /// Scopes are per thread: not `Send`.
+    _thread: std::marker::PhantomData<*const ()>,
+}
+
+impl ProfilerScope {
+    pub fn enter() -> ProfilerScope {
+        let entered = tagging_enabled();
+        if entered {
+            with_state(|state| state.profiler_scope.set(state.profiler_scope.get() + 1));
+        }
+        ProfilerScope {
+            entered,
+            _thread: std::marker::PhantomData,
+        }
+    }
+}
+
+impl Drop for ProfilerScope {
+    fn drop(&mut self) {
+        if self.entered {
+            with_state(|state| state.profiler_scope.set(state.profiler_scope.get() - 1));
+        }
+    }
+}
+
+/// True when allocations in a `ProfilerScope` are kept apart from the service's (glibc's
+/// malloc underneath); checked once, outside the allocator.
+pub fn tagging_enabled() -> bool {
+    match TAGGING_STATE.load(Acquire) {
+        1 => true,
+        2 => false,
+        _ => {
+            let works = malloc_keeps_bit_3_clear();
+            if works {
+                TAGGING.store(true, Release);
+            }
+            TAGGING_STATE.store(if works { 1 } else { 2 }, Release);
+            works
+        }
+    }
+}
+
+/// The tagging relies on glibc's chunk header: the word before every block is the chunk size
+/// (a multiple of 16) or'ed with three flag bits. Checked on blocks of each kind (small,
+/// medium, mmapped, over-aligned) in case another malloc was preloaded.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn malloc_keeps_bit_3_clear() -> bool {
+    let mut works = true;
+    for size in [1usize, 24, 200, 5000, 300_000] {
+        for align in [0usize, 64] {
+            // SAFETY: plain malloc/posix_memalign/free of blocks we own; the header word read is
+            // inside glibc's chunk header, mapped whenever the block is.
+            unsafe {
+                let mut block: *mut libc::c_void = std::ptr::null_mut();
+                if align == 0 {
+                    block = libc::malloc(size);
+                } else if libc::posix_memalign(&mut block, align, size) != 0 {
+                    block = std::ptr::null_mut();
+                }
+                if block.is_null() {
+                    return false;
+                }
+                let word = std::ptr::read_volatile(block.cast::<usize>().sub(1));
+                let usable = libc::malloc_usable_size(block);
+                works &= word & TAG_BIT == 0 && (word & !0b111) >= usable;
+                libc::free(block);
+            }
+        }
+    }
+    works
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn malloc_keeps_bit_3_clear() -> bool {
+    false
+}
+
+#[inline(always)]
+fn in_profiler_scope() -> bool {
+    with_state(|state| state.profiler_scope.get() != 0)
+}
+
+#[inline(always)]
+fn tag_word(ptr: *const u8) -> usize {
+    (ptr as usize ^ TAG_MAGIC) | TAG_BIT
+}
+
+/// Whether `ptr` (a live block of this allocator) is a tagged block.
+#[inline(always)]
+fn is_profiler_block(ptr: *mut u8) -> bool {
+    // SAFETY: every block starts 16-aligned and is preceded by a mapped word: glibc's size field
+    // for a service block, our tag for a tagged one (`TAGGING` is only set on glibc).
+    TAGGING.load(Relaxed)
+        && unsafe { std::ptr::read_volatile(ptr.cast::<usize>().sub(1)) } == tag_word(ptr)
+}
+
+fn count_profiler_alloc(size: usize) {
+    PROFILER_SLOT.allocs.fetch_add(1, Relaxed);
+    PROFILER_SLOT
+        .bytes_allocated
+        .fetch_add(size as u64, Relaxed);
+    let live = PROFILER_LIVE.fetch_add(size as i64, Relaxed) + size as i64;
+    if live > 0 {
+        PROFILER_PEAK.fetch_max(live as u64, Relaxed);
+    }
+}
+
+fn count_profiler_free(size: usize) {
+    PROFILER_SLOT.frees.fetch_add(1, Relaxed);
+    PROFILER_SLOT.bytes_freed.fetch_add(size as u64, Relaxed);
+    PROFILER_LIVE.fetch_sub(size as i64, Relaxed);
+}
+
+/// A tagged block: header room of the block's alignment (at least 16) in front, so the user
+/// pointer keeps its alignment; the header's words are the offset back to the malloc'd base
+/// and the tag.
+#[cold]
+#[inline(never)]
+unsafe fn profiler_alloc(layout: Layout, zeroed: bool) -> *mut u8 {
+    let room = layout.align().max(TAG_HEADER);
+    let Some(total) = layout.size().checked_add(room) else {
+        return std::ptr::null_mut();
+    };
+    // SAFETY: plain C allocation calls; the header is written inside the block just allocated.
+    unsafe {
+        let base: *mut u8 = if room == TAG_HEADER {
+            if zeroed {
+                libc::calloc(1, total).cast()
+            } else {
+                libc::malloc(total).cast()
+            }
+        } else {
+            let mut block: *mut libc::c_void = std::ptr::null_mut();
+            if libc::posix_memalign(&mut block, room, total) != 0 {
+                return std::ptr::null_mut();
+            }
+            if zeroed {
+                std::ptr::write_bytes(block.cast::<u8>(), 0, total);
+            }
+            block.cast()
+        };
+        if base.is_null() {
+            return base;
+        }
+        let user = base.add(room);
+        user.cast::<usize>().sub(2).write(room);
+        user.cast::<usize>().sub(1).write(tag_word(user));
+        count_profiler_alloc(layout.size());
+        user
+    }
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn profiler_dealloc(user: *mut u8, layout: Layout) {
+    // SAFETY: `user` is a live tagged block, so its header is ours and `room` bytes before it
+    // is the base malloc returned.
+    unsafe {
+        let room = user.cast::<usize>().sub(2).read();
+        // The tag must not outlive the block: memory reused later must never look tagged.
+        std::ptr::write_volatile(user.cast::<usize>().sub(1), 0);
+        count_profiler_free(layout.size());
+        libc::free(user.sub(room).cast());
+    }
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn profiler_realloc(user: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+    // SAFETY: `user` is a live tagged block; on success the old block is gone and its tag
+    // cleared, on failure it is left as it was.
+    unsafe {
+        let room = user.cast::<usize>().sub(2).read();
+        if room == TAG_HEADER {
+            let Some(total) = new_size.checked_add(TAG_HEADER) else {
+                return std::ptr::null_mut();
+            };
+            let tag = user.cast::<usize>().sub(1);
+            std::ptr::write_volatile(tag, 0);
+            let base = libc::realloc(user.sub(TAG_HEADER).cast(), total).cast::<u8>();
+            if base.is_null() {
+                std::ptr::write_volatile(tag, tag_word(user));
+                return base;
+            }
+            let moved = base.add(TAG_HEADER);
+            moved.cast::<usize>().sub(1).write(tag_word(moved));
+            count_profiler_free(layout.size());
+            count_profiler_alloc(new_size);
+            return moved;
+        }
+        let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
+        let moved = profiler_alloc(new_layout, false);
+        if !moved.is_null() {
+            std::ptr::copy_nonoverlapping(user, moved, layout.size().min(new_size));
+            profiler_dealloc(user, layout);
+        }
+        moved
+    }
+}
+
+/// The profiler's own heap since process start (zero when tagging is not available).
+pub fn profiler_stats() -> HeapStats {
+    let slot = &PROFILER_SLOT;
+    let frees = slot.frees.load(Relaxed);
+    let bytes_freed = slot.bytes_freed.load(Relaxed);
+    let allocations = slot.allocs.load(Relaxed);
+    let bytes_allocated = slot.bytes_allocated.load(Relaxed);
+    let live_bytes = bytes_allocated.saturating_sub(bytes_freed);
+    HeapStats {
+        live_bytes,
+        peak_bytes: PROFILER_PEAK.load(Relaxed).max(live_bytes),
+        allocations,
+        frees,
+        bytes_allocated,
+        bytes_freed,
+    }
+}
+
+/// Starts the profiler's high-water mark again from its current live heap (each session
+/// reports its own peak).
+pub fn reset_profiler_peak() {
+    PROFILER_PEAK.store(PROFILER_LIVE.load(Relaxed).max(0) as u64, Relaxed);
 }
 
 // ---------------------------------------------------------------------------------------------

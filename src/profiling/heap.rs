@@ -3,7 +3,15 @@
 //! (`HeapProfile`) for the Markdown and pprof writers.
 //!
 //! The allocator (`alloc.rs`) only counts; everything that allocates, resolves symbols or reads
-//! /proc lives here and runs on the session thread or a debug request.
+//! /proc lives here and runs on the session thread or a debug request, inside a
+//! `ProfilerScope`, so none of it is counted as the service's heap.
+//!
+//! What the figures mean (the heap Markdown states the same):
+//! - "live", "allocations", sites: the service's own heap. The profiler's allocations (its
+//!   sample tables, symbol data, report building) are counted apart (`alloc::profiler_stats`).
+//! - A timeline point of `Phase::Session` is taken while the session samples; the last one at
+//!   stop, before any report building. `Phase::Report` points are taken while the profiler
+//!   builds its reports and are not part of the service's growth.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -15,12 +23,37 @@ use crate::profiling::symbols::{FrameInfo, Symbolizer};
 /// Points kept in a timeline (one per second: a full hour).
 const TIMELINE_CAP: usize = 3600;
 
+/// When a timeline point was taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// While the session sampled (the last such point is taken at stop).
+    Session,
+    /// While the profiler built its reports: says what report building costs in RSS, and is
+    /// not part of the service's growth.
+    Report,
+}
+
+impl Phase {
+    /// The `Phase` cell of the Markdown growth table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Session => "session",
+            Phase::Report => "report",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct HeapPoint {
     pub at: Duration,
+    /// The service's live heap (the profiler's own allocations excluded).
     pub live_bytes: u64,
+    /// The service's allocations since process start.
     pub allocations: u64,
     pub rss_bytes: u64,
+    /// The profiler's own live heap.
+    pub profiler_bytes: u64,
+    pub phase: Phase,
 }
 
 /// Live bytes and RSS sampled by the session thread while a heap session runs.
@@ -30,13 +63,20 @@ pub struct Timeline {
 }
 
 impl Timeline {
+    /// Records a point of the sampling phase.
     pub fn record(&mut self, at: Duration) {
+        self.record_phase(at, Phase::Session);
+    }
+
+    pub fn record_phase(&mut self, at: Duration, phase: Phase) {
         let stats = alloc::heap_stats();
         let point = HeapPoint {
             at,
             live_bytes: stats.live_bytes,
             allocations: stats.allocations,
             rss_bytes: process::resident_bytes(),
+            profiler_bytes: alloc::profiler_stats().live_bytes,
+            phase,
         };
         if self.points.len() >= TIMELINE_CAP {
             // Keep the start and thin out the rest rather than dropping the beginning.
@@ -76,14 +116,38 @@ impl HeapSite {
     }
 }
 
+/// The service's counters and the RSS at the end of a session, taken at stop before any report
+/// building.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HeapEnd {
+    pub at: SystemTime,
+    pub stats: HeapStats,
+    pub rss_bytes: u64,
+}
+
+impl HeapEnd {
+    pub fn now() -> HeapEnd {
+        HeapEnd {
+            at: SystemTime::now(),
+            stats: alloc::heap_stats(),
+            rss_bytes: process::resident_bytes(),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct HeapProfile {
     pub started: SystemTime,
+    /// From start to the end point (stop), report building not included.
     pub duration: Duration,
-    /// Counters at the end of the session (process lifetime totals).
+    /// The service's counters at the end of the session (totals since process start; the
+    /// session's own are `stats` minus `stats_at_start`).
     pub stats: HeapStats,
-    /// Counters when the session started, for per-session deltas.
+    /// The service's counters when the session started.
     pub stats_at_start: HeapStats,
+    /// The profiler's own counters when this profile was built (report building included).
+    pub profiler: HeapStats,
+    /// Whole-process RSS at the end of the session.
     pub rss_bytes: u64,
     pub peak_rss_bytes: u64,
     pub rate: u64,
@@ -202,26 +266,27 @@ pub fn build_sites(
     sites
 }
 
-/// Builds a profile from the allocator's current state (a running or the last session).
+/// Builds a profile from the allocator's sampled sites (a running or the last session): counters
+/// as of `end` (a finished session's stop), or of now while it runs.
 pub fn snapshot(
     started: SystemTime,
     stats_at_start: HeapStats,
+    end: Option<HeapEnd>,
     timeline: Vec<HeapPoint>,
     symbols: &mut Symbolizer,
 ) -> HeapProfile {
     let sampling = alloc::sampling_stats();
     let raw = alloc::snapshot_sites();
-    let rss = process::resident_bytes();
+    let end = end.unwrap_or_else(HeapEnd::now);
     HeapProfile {
         started,
-        duration: SystemTime::now()
-            .duration_since(started)
-            .unwrap_or_default(),
-        stats: alloc::heap_stats(),
+        duration: end.at.duration_since(started).unwrap_or_default(),
+        stats: end.stats,
         stats_at_start,
-        rss_bytes: rss,
+        profiler: alloc::profiler_stats(),
+        rss_bytes: end.rss_bytes,
         // ru_maxrss is sampled by the kernel and can trail the current RSS slightly.
-        peak_rss_bytes: process::peak_resident_bytes().max(rss),
+        peak_rss_bytes: process::peak_resident_bytes().max(end.rss_bytes),
         rate: sampling.rate,
         samples: sampling.samples,
         dropped: sampling.dropped,
@@ -261,7 +326,4 @@ mod tests {
             "auth_service::profiling::workload::retain_mib"
         ));
     }
-
-    #[test]
-    fn rss_is_read() {}
 }

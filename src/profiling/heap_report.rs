@@ -2,12 +2,26 @@
 //! in-use and by allocated bytes, one section per top site with its stack, and metadata.
 //!
 //! Pure: a function of a `HeapProfile` and the metadata rows, no I/O and no clock. The row
-//! names of `## Summary` are a contract with the `analyze` tool.
+//! names of `## Summary` and the columns of `## Growth Over Time` are a contract with the
+//! `analyze` tool:
+//!
+//! - Everything except the `Profiler …` rows and the `Profiler` column is the *service's* heap:
+//!   the profiler's own allocations (sample tables, symbol data, report building) are counted
+//!   apart and never appear in live heap, growth or sites.
+//! - `## Summary`: `Live heap`, `Live blocks` at the end of the session (stop, before report
+//!   building); `Live heap at start` at its start; `Allocations`, `Frees`, `Bytes allocated`,
+//!   `Bytes freed` during the session, so `Live heap = Live heap at start + Bytes allocated −
+//!   Bytes freed` exactly; `Peak heap` and `Peak RSS` since process start; `RSS` at the end of
+//!   the session; `Profiler heap` the profiler's own live heap when the report was written,
+//!   `Profiler peak heap` its high-water mark during the session (report building included).
+//! - `## Growth Over Time`: `| Time | Live | Δ | Allocs/s | RSS | Profiler | Phase |`. `Phase`
+//!   is `session` for points taken while sampling (the last one at stop) and `report` for the
+//!   point taken while the profiler builds its reports: judge growth on `session` rows only.
 
 use std::fmt::Write;
 
 use crate::profiling::cpu_report::{format_duration_ns, render_metadata};
-use crate::profiling::heap::{HeapProfile, HeapSite};
+use crate::profiling::heap::{HeapPoint, HeapProfile, HeapSite, Phase};
 
 const TOP_SITES: usize = 20;
 const DETAIL_SITES: usize = 10;
@@ -53,6 +67,24 @@ fn time_label(at: std::time::Duration) -> String {
     }
 }
 
+/// At most `TIMELINE_ROWS` session points (evenly thinned, the first and the last always kept),
+/// then every report point.
+fn shown_points(timeline: &[HeapPoint]) -> Vec<&HeapPoint> {
+    let session: Vec<&HeapPoint> = timeline
+        .iter()
+        .filter(|p| p.phase == Phase::Session)
+        .collect();
+    let stride = session.len().div_ceil(TIMELINE_ROWS).max(1);
+    let mut shown: Vec<&HeapPoint> = session.iter().step_by(stride).copied().collect();
+    if let Some(last) = session.last()
+        && !shown.last().is_some_and(|p| std::ptr::eq(*p, *last))
+    {
+        shown.push(last);
+    }
+    shown.extend(timeline.iter().filter(|p| p.phase == Phase::Report));
+    shown
+}
+
 fn percent(part: f64, whole: f64) -> String {
     if whole <= 0.0 {
         return "0.0%".to_owned();
@@ -66,6 +98,7 @@ fn code(text: &str) -> String {
 
 pub fn render(profile: &HeapProfile, metadata: &[(String, String)]) -> String {
     let stats = &profile.stats;
+    let start = &profile.stats_at_start;
     let mut out = String::with_capacity(16 * 1024);
     out.push_str("# Heap Profile\n\n");
     out.push_str("## Summary\n\n");
@@ -73,13 +106,35 @@ pub fn render(profile: &HeapProfile, metadata: &[(String, String)]) -> String {
     out.push_str("|--------|-------|\n");
     let rows = [
         ("Live heap", format_bytes_exact(stats.live_bytes)),
+        ("Live heap at start", format_bytes_exact(start.live_bytes)),
         ("Peak heap", format_bytes_exact(stats.peak_bytes)),
         ("RSS", format_bytes_exact(profile.rss_bytes)),
         ("Peak RSS", format_bytes_exact(profile.peak_rss_bytes)),
-        ("Allocations", stats.allocations.to_string()),
-        ("Frees", stats.frees.to_string()),
+        (
+            "Allocations",
+            stats
+                .allocations
+                .wrapping_sub(start.allocations)
+                .to_string(),
+        ),
+        ("Frees", stats.frees.wrapping_sub(start.frees).to_string()),
         ("Live blocks", stats.live_blocks().to_string()),
-        ("Bytes allocated", format_bytes_exact(stats.bytes_allocated)),
+        (
+            "Bytes allocated",
+            format_bytes_exact(stats.bytes_allocated.wrapping_sub(start.bytes_allocated)),
+        ),
+        (
+            "Bytes freed",
+            format_bytes_exact(stats.bytes_freed.wrapping_sub(start.bytes_freed)),
+        ),
+        (
+            "Profiler heap",
+            format_bytes_exact(profile.profiler.live_bytes),
+        ),
+        (
+            "Profiler peak heap",
+            format_bytes_exact(profile.profiler.peak_bytes),
+        ),
         ("Sampling rate", format_bytes_exact(profile.rate)),
         ("Samples", profile.samples.to_string()),
         ("Dropped samples", profile.dropped.to_string()),
@@ -91,14 +146,18 @@ pub fn render(profile: &HeapProfile, metadata: &[(String, String)]) -> String {
     for (metric, value) in rows {
         let _ = writeln!(out, "| {metric} | {value} |");
     }
-    out.push('\n');
+    out.push_str(
+        "\nThe service's heap: the profiler's own allocations (sample tables, symbol data, report \
+         building) are counted apart as Profiler heap and are in no other row, the growth or the \
+         sites. Allocations, frees and bytes are counted from start to stop; Live heap and Live \
+         blocks at stop; peaks since process start.\n\n",
+    );
 
     out.push_str("## Growth Over Time\n\n");
-    out.push_str("| Time | Live | Δ | Allocs/s | RSS |\n");
-    out.push_str("|-----:|-----:|--:|---------:|----:|\n");
-    let stride = profile.timeline.len().div_ceil(TIMELINE_ROWS).max(1);
-    let mut previous: Option<&crate::profiling::heap::HeapPoint> = None;
-    for point in profile.timeline.iter().step_by(stride) {
+    out.push_str("| Time | Live | Δ | Allocs/s | RSS | Profiler | Phase |\n");
+    out.push_str("|-----:|-----:|--:|---------:|----:|---------:|-------|\n");
+    let mut previous: Option<&HeapPoint> = None;
+    for point in shown_points(&profile.timeline) {
         let (delta, rate) = match previous {
             Some(prev) => {
                 let seconds = (point.at.as_secs_f64() - prev.at.as_secs_f64()).max(1e-9);
@@ -111,14 +170,22 @@ pub fn render(profile: &HeapProfile, metadata: &[(String, String)]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {:.0} | {} |",
+            "| {} | {} | {} | {:.0} | {} | {} | {} |",
             time_label(point.at),
             format_bytes(point.live_bytes as f64),
             signed_bytes(delta),
             rate,
-            format_bytes(point.rss_bytes as f64)
+            format_bytes(point.rss_bytes as f64),
+            format_bytes(point.profiler_bytes as f64),
+            point.phase.as_str()
         );
         previous = Some(point);
+    }
+    if profile.timeline.iter().any(|p| p.phase == Phase::Report) {
+        out.push_str(
+            "\nRows with Phase `report` were taken while the profiler built its reports: growth \
+             is judged on `session` rows only.\n",
+        );
     }
     out.push('\n');
 
@@ -199,7 +266,6 @@ pub fn render(profile: &HeapProfile, metadata: &[(String, String)]) -> String {
 mod tests {
     use super::*;
     use crate::profiling::alloc::HeapStats;
-    use crate::profiling::heap::HeapPoint;
     use crate::profiling::symbols::FrameInfo;
     use std::time::{Duration, SystemTime};
 
@@ -211,8 +277,22 @@ mod tests {
         assert_eq!(signed_bytes(-1_048_576), "-1.00 MiB");
     }
 
-    #[test]
-    fn layout_has_every_section() {
+    fn point(seconds: f64, live_mib: u64, allocations: u64, phase: Phase) -> HeapPoint {
+        HeapPoint {
+            at: Duration::from_secs_f64(seconds),
+            live_bytes: live_mib << 20,
+            allocations,
+            rss_bytes: (live_mib + 16) << 20,
+            profiler_bytes: if phase == Phase::Report {
+                40 << 20
+            } else {
+                1 << 20
+            },
+            phase,
+        }
+    }
+
+    fn profile() -> HeapProfile {
         let site = HeapSite {
             frames: vec![FrameInfo {
                 function: "auth_service::profiling::workload::retain_mib".into(),
@@ -225,7 +305,7 @@ mod tests {
             inuse_bytes: 8.0 * 1048576.0,
             samples: 1,
         };
-        let profile = HeapProfile {
+        HeapProfile {
             started: SystemTime::UNIX_EPOCH,
             duration: Duration::from_secs(2),
             stats: HeapStats {
@@ -236,7 +316,19 @@ mod tests {
                 bytes_allocated: 20_000_000,
                 bytes_freed: 7_102_720,
             },
-            stats_at_start: HeapStats::default(),
+            stats_at_start: HeapStats {
+                live_bytes: 4_194_304,
+                peak_bytes: 5_000_000,
+                allocations: 10,
+                frees: 5,
+                bytes_allocated: 5_000_000,
+                bytes_freed: 805_696,
+            },
+            profiler: HeapStats {
+                live_bytes: 3 << 20,
+                peak_bytes: 40 << 20,
+                ..HeapStats::default()
+            },
             rss_bytes: 30 << 20,
             peak_rss_bytes: 31 << 20,
             rate: 524_288,
@@ -244,29 +336,27 @@ mod tests {
             dropped: 0,
             threads: 2,
             timeline: vec![
-                HeapPoint {
-                    at: Duration::ZERO,
-                    live_bytes: 4 << 20,
-                    allocations: 10,
-                    rss_bytes: 20 << 20,
-                },
-                HeapPoint {
-                    at: Duration::from_secs(1),
-                    live_bytes: 12 << 20,
-                    allocations: 110,
-                    rss_bytes: 30 << 20,
-                },
+                point(0.0, 4, 10, Phase::Session),
+                point(1.0, 12, 110, Phase::Session),
+                point(1.5, 12, 110, Phase::Session),
+                point(1.9, 12, 130, Phase::Report),
             ],
             sites: vec![site],
-        };
-        let md = render(&profile, &[("trigger".into(), "manual".into())]);
+        }
+    }
+
+    #[test]
+    fn layout_has_every_section() {
+        let md = render(&profile(), &[("trigger".into(), "manual".into())]);
         for part in [
-            "# Heap Profile\n\n## Summary\n\n| Metric | Value |\n|--------|-------|\n| Live heap | 12.30 MiB (12897280 bytes) |\n",
-            "| Live blocks | 60 |\n",
+            "# Heap Profile\n\n## Summary\n\n| Metric | Value |\n|--------|-------|\n| Live heap | 12.30 MiB (12897280 bytes) |\n| Live heap at start | 4.00 MiB (4194304 bytes) |\n",
+            "| Allocations | 90 |\n| Frees | 35 |\n| Live blocks | 60 |\n",
+            "| Profiler heap | 3.00 MiB (3145728 bytes) |\n| Profiler peak heap | 40.00 MiB (41943040 bytes) |\n",
             "| Sampling rate | 512.00 KiB (524288 bytes) |\n",
             "| Dropped samples | 0 |\n| Duration | 2.00s |\n",
-            "## Growth Over Time\n\n| Time | Live | Δ | Allocs/s | RSS |\n",
-            "| 0s | 4.00 MiB | +0 B | 0 | 20.00 MiB |\n| 1s | 12.00 MiB | +8.00 MiB | 100 | 30.00 MiB |\n",
+            "## Growth Over Time\n\n| Time | Live | Δ | Allocs/s | RSS | Profiler | Phase |\n",
+            "| 0s | 4.00 MiB | +0 B | 0 | 20.00 MiB | 1.00 MiB | session |\n| 1s | 12.00 MiB | +8.00 MiB | 100 | 28.00 MiB | 1.00 MiB | session |\n| 1.5s | 12.00 MiB | +0 B | 0 | 28.00 MiB | 1.00 MiB | session |\n| 1.9s | 12.00 MiB | +0 B | 50 | 28.00 MiB | 40.00 MiB | report |\n",
+            "Rows with Phase `report` were taken while the profiler built its reports",
             "## Top Allocation Sites (In-Use)\n\n| In-use% | In-use | Objects | Alloc% | Allocated | Function | Location |\n",
             "| 100.0% | 8.00 MiB | 1 | 100.0% | 8.00 MiB | `auth_service::profiling::workload::retain_mib` | `src/profiling/workload.rs:70` |\n",
             "## Top Allocation Sites (Allocated)\n",
@@ -276,5 +366,45 @@ mod tests {
         ] {
             assert!(md.contains(part), "missing {part:?} in\n{md}");
         }
+    }
+
+    /// The byte rows of `## Summary` as numbers.
+    fn summary_bytes(md: &str, metric: &str) -> u64 {
+        let row = md
+            .lines()
+            .find(|l| l.starts_with(&format!("| {metric} | ")))
+            .unwrap_or_else(|| panic!("no {metric} row in\n{md}"));
+        row.split('(')
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// Issue 11 item 10: the summary's heap rows are one consistent set of counters.
+    #[test]
+    fn summary_rows_add_up_issue_11() {
+        let md = render(&profile(), &[]);
+        let live = summary_bytes(&md, "Live heap");
+        let at_start = summary_bytes(&md, "Live heap at start");
+        let allocated = summary_bytes(&md, "Bytes allocated");
+        let freed = summary_bytes(&md, "Bytes freed");
+        assert_eq!(live, at_start + allocated - freed, "{md}");
+    }
+
+    #[test]
+    fn long_timelines_keep_the_last_session_point_and_every_report_point() {
+        let mut timeline: Vec<HeapPoint> = (0..=300)
+            .map(|s| point(f64::from(s), 4, 0, Phase::Session))
+            .collect();
+        timeline.push(point(300.4, 4, 0, Phase::Report));
+        let shown = shown_points(&timeline);
+        assert!(shown.len() <= TIMELINE_ROWS + 2, "{}", shown.len());
+        assert_eq!(shown[0].at, Duration::ZERO);
+        assert_eq!(shown[shown.len() - 2].at, Duration::from_secs(300));
+        assert_eq!(shown[shown.len() - 1].phase, Phase::Report);
     }
 }

@@ -42,8 +42,8 @@ pub use artifacts::{ArtifactKind, Naming, ReportFile, check_writable};
 
 use crate::process;
 use crate::profiling::alloc::HeapStats;
-use crate::profiling::cpu::{CpuCollector, CpuProfile};
-use crate::profiling::heap::{HeapPoint, HeapProfile, Timeline};
+use crate::profiling::cpu::{CpuCollector, CpuProfile, SamplerStats};
+use crate::profiling::heap::{HeapEnd, HeapPoint, HeapProfile, Phase, Timeline};
 use crate::profiling::pprof_out::HeapView;
 use crate::profiling::symbols::Symbolizer;
 
@@ -353,6 +353,8 @@ struct State {
 struct HeapOrigin {
     started: SystemTime,
     stats_at_start: HeapStats,
+    /// Set once the session stopped: its counters at stop.
+    end: Option<HeapEnd>,
     timeline: Vec<HeapPoint>,
 }
 
@@ -591,24 +593,35 @@ impl Profiler {
     }
 
     /// The sampled heap as gzipped pprof: the running heap session, else the last one, else an
-    /// empty sample set carrying the exact counters (`/debug/pprof/heap`, `/allocs`).
+    /// empty sample set carrying the exact counters (`/debug/pprof/heap`, `/allocs`). Built in
+    /// a `ProfilerScope`: its symbolization and the bytes are the profiler's memory.
     pub fn heap_pprof(&self, view: HeapView) -> Vec<u8> {
+        let _scope = alloc::ProfilerScope::enter();
         let profile = self.heap_snapshot();
         pprof_out::heap_pprof_gz(&profile, view)
     }
 
     /// See `heap_pprof`.
     pub fn heap_snapshot(&self) -> HeapProfile {
+        let _scope = alloc::ProfilerScope::enter();
         let origin = lock(&self.inner.state).heap_sites_from.clone();
         match origin {
             Some(origin) => {
                 let mut symbols = lock(&self.inner.symbols);
-                heap::snapshot(
+                let profile = heap::snapshot(
                     origin.started,
                     origin.stats_at_start,
+                    origin.end,
                     origin.timeline,
                     &mut symbols,
-                )
+                );
+                // Symbols resolved for a debug request are not kept: the session's are not.
+                if !self.is_active() {
+                    *symbols = Symbolizer::new();
+                    drop(symbols);
+                    release_freed_memory();
+                }
+                profile
             }
             None => {
                 let stats = alloc::heap_stats();
@@ -617,6 +630,7 @@ impl Profiler {
                     duration: Duration::ZERO,
                     stats,
                     stats_at_start: stats,
+                    profiler: alloc::profiler_stats(),
                     rss_bytes: process::resident_bytes(),
                     peak_rss_bytes: process::peak_resident_bytes(),
                     rate: self.inner.settings.heap_sample_rate,
@@ -714,6 +728,7 @@ struct Session {
 /// What the collection phase hands to the writing phase.
 struct Collected {
     cpu: Option<Result<CpuProfile, ProfilingError>>,
+    sampler: SamplerStats,
     heap: Option<HeapProfile>,
     extra: Vec<(String, String)>,
     ended: SystemTime,
@@ -721,8 +736,12 @@ struct Collected {
 
 impl Session {
     fn run(self, commands: Receiver<Command>, ready: Sender<Result<(), ProfilingError>>) {
+        // Everything this thread allocates is the profiler's: sample tables, symbol data,
+        // reports, the finished session kept in the history.
+        let _scope = alloc::ProfilerScope::enter();
+        alloc::reset_profiler_peak();
         let kind = self.request.kind;
-        let cpu = if kind.has_cpu() {
+        let mut cpu = if kind.has_cpu() {
             match CpuCollector::start(self.inner.settings.cpu_hz) {
                 Ok(collector) => Some(collector),
                 Err(err) => {
@@ -747,6 +766,7 @@ impl Session {
             lock(&self.inner.state).heap_sites_from = Some(HeapOrigin {
                 started: self.info.started,
                 stats_at_start,
+                end: None,
                 timeline: Vec::new(),
             });
         }
@@ -770,6 +790,9 @@ impl Session {
                         if heap_origin.is_some() {
                             timeline.record(began.elapsed());
                         }
+                        if let Some(collector) = cpu.as_mut() {
+                            collector.drain();
+                        }
                         next_tick += Duration::from_secs(1);
                     }
                 }
@@ -777,34 +800,54 @@ impl Session {
             }
         };
 
-        // Collection ends here; any panic below still completes the session with an error
-        // rather than leaving `stop()` callers waiting.
+        // The session ends here: the heap's last point and counters are taken now, before any
+        // report building, and sampling stops.
+        let heap_end = heap_origin.map(|_| {
+            timeline.record(began.elapsed());
+            alloc::stop_sampling();
+            HeapEnd::now()
+        });
+
+        // Any panic below still completes the session with an error rather than leaving
+        // `stop()` callers waiting.
         let inner = Arc::clone(&self.inner);
         let outcome = catch_unwind(AssertUnwindSafe(|| {
+            let mut sampler = SamplerStats::default();
             let cpu = cpu.map(|collector| {
                 let mut symbols = lock(&inner.symbols);
-                collector.finish(&mut symbols)
+                collector
+                    .finish_with_stats(&mut symbols)
+                    .map(|(profile, stats)| {
+                        sampler = stats;
+                        profile
+                    })
             });
             let heap = heap_origin.map(|stats_at_start| {
-                timeline.record(began.elapsed());
-                alloc::stop_sampling();
                 let mut symbols = lock(&inner.symbols);
-                heap::snapshot(
+                let mut profile = heap::snapshot(
                     self.info.started,
                     stats_at_start,
+                    heap_end,
                     timeline.points.clone(),
                     &mut symbols,
-                )
+                );
+                // What report building costs, shown apart from the session's growth.
+                timeline.record_phase(began.elapsed(), Phase::Report);
+                profile.timeline = timeline.points.clone();
+                profile.profiler = alloc::profiler_stats();
+                profile
             });
             if let Some(stats_at_start) = heap_origin {
                 lock(&inner.state).heap_sites_from = Some(HeapOrigin {
                     started: self.info.started,
                     stats_at_start,
+                    end: heap_end,
                     timeline: timeline.points.clone(),
                 });
             }
             self.write(Collected {
                 cpu,
+                sampler,
                 heap,
                 extra,
                 ended: SystemTime::now(),
@@ -817,6 +860,7 @@ impl Session {
                 "the session thread panicked while writing reports".into(),
             )),
         };
+        *lock(&self.inner.symbols) = Symbolizer::new();
         release_freed_memory();
         {
             let mut state = lock(&self.inner.state);
@@ -874,7 +918,7 @@ impl Session {
         match collected.cpu {
             Some(Ok(profile)) => {
                 finished.cpu_samples = Some(profile.samples());
-                let rows = self.cpu_metadata(&profile, &collected.extra);
+                let rows = self.cpu_metadata(&profile, &collected.sampler, &collected.extra);
                 if formats.cpu_md {
                     let md = cpu_report::render(&profile, &rows);
                     outputs.push((ArtifactKind::CpuMarkdown, Ok(md.into_bytes())));
@@ -984,6 +1028,7 @@ impl Session {
     fn cpu_metadata(
         &self,
         profile: &CpuProfile,
+        sampler: &SamplerStats,
         extra: &[(String, String)],
     ) -> Vec<(String, String)> {
         let mut rows = Vec::new();
@@ -997,6 +1042,20 @@ impl Session {
         rows.push(("cpu_seconds".into(), format!("{:.2}", profile.cpu_seconds)));
         rows.push(("samples_expected".into(), format!("{expected:.0}")));
         rows.push(("samples_taken".into(), profile.samples().to_string()));
+        rows.push((
+            "samples_lost".into(),
+            format!(
+                "{} (buffer busy {}, buffer full {})",
+                sampler.dropped_busy + sampler.dropped_full,
+                sampler.dropped_busy,
+                sampler.dropped_full
+            ),
+        ));
+        rows.push((
+            "samples_blocklisted".into(),
+            sampler.blocklisted.to_string(),
+        ));
+        rows.push(("sample_table_bytes".into(), sampler.table_bytes.to_string()));
         rows.push(("threads".into(), profile.threads().to_string()));
         rows.push(("blocklist".into(), profile.blocklist.join(", ")));
         rows.push(("unwinder".into(), cpu::UNWINDER.into()));
@@ -1048,7 +1107,15 @@ impl Session {
         ));
         rows.push((
             "counters".into(),
-            "process lifetime, each thread's published every 64 KiB (error bound above); realloc counts as free + allocation".into(),
+            "the service's heap (the profiler's own allocations apart); allocations, frees and bytes from start to stop, live heap and blocks at stop; each thread's published every 64 KiB (error bound above); realloc counts as free + allocation".into(),
+        ));
+        rows.push((
+            "profiler_allocations".into(),
+            if alloc::tagging_enabled() {
+                "tagged and counted apart (Profiler heap)".into()
+            } else {
+                "not separable here (not glibc's malloc): counted as the service's".into()
+            },
         ));
         rows.push(("threads".into(), profile.threads.to_string()));
         self.trailing_rows(&mut rows, extra);
@@ -1066,12 +1133,11 @@ fn iso(at: SystemTime) -> String {
 #[cfg(test)]
 mod tests;
 
-/// A session frees tens of MB at once (pprof's sample table, report buffers); glibc keeps
+/// A session frees tens of MB at once (sample tables, symbol data, report buffers); glibc keeps
 /// freed memory mapped, so without a trim a finished session would hold RSS up indefinitely.
 /// The backtrace crate's symbol cache (over 100 MB of parsed debug info of this binary) is
-/// dropped too: RSS after a session falls from about 207 MB to about 85 MB, and the next
-/// session parses again (a second or so of the report writing, off the request path).
-/// Checked by hand: three sessions in a row each sampled and symbolized fully.
+/// dropped too, and the next session parses again when it writes its reports (a fraction of a
+/// second on the session thread, off the request path; starting a session parses nothing).
 fn release_freed_memory() {
     backtrace::clear_symbol_cache();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -202,6 +202,7 @@ pub fn heap_pprof(profile: &HeapProfile, view: HeapView) -> protos::Profile {
         format!("allocations={}", stats.allocations),
         format!("frees={}", stats.frees),
         format!("bytes_allocated={}", stats.bytes_allocated),
+        format!("profiler_heap_bytes={}", profile.profiler.live_bytes),
         format!("samples={}", profile.samples),
         format!("dropped_samples={}", profile.dropped),
     ]
@@ -296,6 +297,7 @@ mod tests {
             duration: Duration::from_secs(1),
             stats: HeapStats::default(),
             stats_at_start: HeapStats::default(),
+            profiler: HeapStats::default(),
             rss_bytes: 0,
             peak_rss_bytes: 0,
             rate: 524_288,
