@@ -298,8 +298,11 @@ pub struct Gauges {
     pub breaker_state: u8,
     pub resident_bytes: u64,
     pub cpu_seconds: f64,
+    /// The service's heap (the profiler's own allocations apart).
     pub heap_live_bytes: u64,
     pub heap_peak_bytes: u64,
+    /// The profiler's own live heap (sample tables, symbol data, reports).
+    pub profiler_heap_bytes: u64,
     pub profiling_active: bool,
     pub profiling_storage_bytes: u64,
     /// `(trigger, count)` rows of `profiling_sessions_total`.
@@ -536,7 +539,7 @@ impl Metrics {
         gauge(
             &mut out,
             "heap_live_bytes",
-            "Bytes currently allocated through the global allocator.",
+            "Bytes the service has allocated and not freed (the profiler's own allocations are in profiler_heap_bytes).",
             gauges.heap_live_bytes as f64,
         );
         gauge(
@@ -544,6 +547,12 @@ impl Metrics {
             "heap_peak_bytes",
             "Highest heap_live_bytes seen.",
             gauges.heap_peak_bytes as f64,
+        );
+        gauge(
+            &mut out,
+            "profiler_heap_bytes",
+            "Bytes the profiler itself holds: sample tables, symbol data and reports while a session runs or writes.",
+            gauges.profiler_heap_bytes as f64,
         );
         out
     }

@@ -68,6 +68,7 @@ pub fn gauges(app: &App) -> Gauges {
         cpu_seconds: process::cpu_seconds(),
         heap_live_bytes: heap.live_bytes,
         heap_peak_bytes: heap.peak_bytes,
+        profiler_heap_bytes: alloc::profiler_stats().live_bytes,
         profiling_active: app.profiler.is_active(),
         profiling_sessions: TriggerKind::ALL
             .iter()
@@ -96,6 +97,7 @@ fn operational(app: &App) -> Value {
             "residentBytes": gauges.resident_bytes,
             "heapLiveBytes": gauges.heap_live_bytes,
             "heapPeakBytes": gauges.heap_peak_bytes,
+            "profilerHeapBytes": gauges.profiler_heap_bytes,
         },
         "cache": {
             "entries": entries,

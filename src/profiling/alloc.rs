@@ -8,13 +8,13 @@
 //! initialised or `Drop` thread-local (registering a TLS destructor can allocate).
 //!
 //! Cost model (PROFILING.md §2.2, §2.6):
-//! - Always: one `%fs`-relative thread-local access and plain adds to this thread's own
-//!   pending counters, then one compare of a byte countdown. No atomics, no shared cache line.
-//! - Every 64 KiB allocated (or freed) per thread, the slow path publishes the pending counts
-//!   to the thread's 64-byte slot (owner-only relaxed stores) and the net bytes with one
-//!   `fetch_add` plus `fetch_max` for the peak. Counters read by another thread are therefore
-//!   exact up to `PEAK_SLACK_PER_THREAD` per thread (stated in the report); a thread reading
-//!   its own `heap_stats` publishes first.
+//! - Always: one `%fs`-relative thread-local access, a byte countdown and its compare, then
+//!   plain adds (owner-only relaxed load + store, no read-modify-write) to this thread's own
+//!   64-byte counter slot. No locks, no shared cache line. Counts are therefore exact whoever
+//!   reads them: a block one thread allocates and another frees is in both sums at once.
+//! - Every 64 KiB allocated (or freed) per thread, the slow path adds the thread's net bytes
+//!   to a shared live total with one `fetch_add` plus `fetch_max` for the peak, so only the
+//!   peak is approximate: within `PEAK_SLACK_PER_THREAD` per thread (stated in the report).
 //! - While sampling: the countdown also stops at the next sample point (Poisson over bytes,
 //!   on average once per 512 KiB); the slow path walks frame pointers (~0.2 µs) and records
 //!   the site. Frees look the pointer up in a lock-free open-addressing set.
@@ -37,15 +37,15 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize
 
 use Ordering::{Acquire, Relaxed, Release};
 
-/// Heap counters since process start, exact up to `PEAK_SLACK_PER_THREAD` per thread (all zero
-/// when `CountingAlloc` is not installed). `heap_stats` gives the service's (the profiler's own
+/// Heap counters since process start (all zero when `CountingAlloc` is not installed): exact,
+/// the peak excepted (within `PEAK_SLACK_PER_THREAD` per thread). `heap_stats` gives the service's (the profiler's own
 /// allocations excluded), `profiler_stats` the profiler's. Within one value `live_bytes ==
 /// bytes_allocated - bytes_freed` and `live_blocks() == allocations - frees`, so two values
 /// taken at a session's start and stop also give its allocations, frees and growth.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HeapStats {
     pub live_bytes: u64,
-    /// High-water mark of `live_bytes`, exact up to `PEAK_SLACK_PER_THREAD` per thread.
+    /// High-water mark of `live_bytes`, within `PEAK_SLACK_PER_THREAD` per thread.
     pub peak_bytes: u64,
     pub allocations: u64,
     pub frees: u64,
@@ -61,8 +61,8 @@ impl HeapStats {
 
 /// Default mean bytes between samples (Go's `MemProfileRate`, jemalloc's `lg_prof_sample=19`).
 pub const DEFAULT_SAMPLE_RATE: u64 = 512 * 1024;
-/// A thread publishes its pending counters (and the peak is checked) every this many bytes
-/// allocated or freed.
+/// A thread adds its net bytes to the shared live total (and the peak is checked) every this
+/// many bytes allocated or freed.
 pub const PEAK_SLACK_PER_THREAD: u64 = 64 * 1024;
 const PUBLISH_EVERY: i64 = PEAK_SLACK_PER_THREAD as i64;
 /// Most frames kept per sampled stack.
@@ -200,24 +200,26 @@ impl Slot {
 /// real read-modify-write atomics. Slots outlive their threads so totals never drift.
 static SLOT_TABLE: [Slot; SLOTS + 1] = [const { Slot::new() }; SLOTS + 1];
 static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
-/// Sum of the published per-thread deltas: live bytes minus the unpublished remainders.
+/// Sum of the net bytes threads added at their slow paths: live bytes minus what each thread
+/// did since (at most `PEAK_SLACK_PER_THREAD` each); only feeds the peak.
 static PUBLISHED_LIVE: AtomicI64 = AtomicI64::new(0);
 static PEAK: AtomicU64 = AtomicU64::new(0);
 
 struct ThreadState {
-    /// Slot index + 1; 0 until the thread's first publish.
+    /// Slot index + 1; 0 until the thread's first slow path.
     slot: Cell<usize>,
-    /// Counts not yet published to the slot.
-    allocs: Cell<u64>,
-    alloc_bytes: Cell<u64>,
-    frees: Cell<u64>,
-    free_bytes: Cell<u64>,
+    /// `&SLOT_TABLE[slot - 1]`, null until then: the fast paths write through it.
+    slot_ptr: Cell<*const Slot>,
+    /// The slot's `bytes_allocated - bytes_freed` when this thread last added to
+    /// `PUBLISHED_LIVE`.
+    live_mark: Cell<i64>,
     /// Bytes this thread may still allocate before the slow path; starts at 0 so the first
-    /// allocation takes it.
+    /// allocation takes it (and gets the thread a slot). Positive only while the thread owns
+    /// its slot: a thread on the shared overflow slot takes the slow path every time.
     alloc_left: Cell<i64>,
     /// What `alloc_left` was last set to: `alloc_budget - alloc_left` bytes since then.
     alloc_budget: Cell<i64>,
-    /// Bytes this thread may still free before it publishes.
+    /// Bytes this thread may still free before its slow path; the same rules.
     free_left: Cell<i64>,
     /// Bytes until the next sample, valid while `sample_epoch` is the current session's.
     sample_left: Cell<i64>,
@@ -236,10 +238,8 @@ impl ThreadState {
     const fn new() -> ThreadState {
         ThreadState {
             slot: Cell::new(0),
-            allocs: Cell::new(0),
-            alloc_bytes: Cell::new(0),
-            frees: Cell::new(0),
-            free_bytes: Cell::new(0),
+            slot_ptr: Cell::new(std::ptr::null()),
+            live_mark: Cell::new(0),
             alloc_left: Cell::new(0),
             alloc_budget: Cell::new(0),
             free_left: Cell::new(0),
@@ -296,11 +296,12 @@ impl Drop for SlotLease {
             return;
         }
         // Destructors of other thread-locals may still allocate after this one: from now on
-        // they count in the shared overflow slot, which publishes on every call, so a
-        // recycled slot never has two writers and nothing stays pending when the thread ends.
+        // they count in the shared overflow slot, always on the slow path, so a recycled slot
+        // never has two writers.
         let _ = STATE.try_with(|state| {
-            publish(state);
+            publish_live(state, index, 0);
             state.slot.set(SLOTS + 1);
+            state.slot_ptr.set(&SLOT_TABLE[SLOTS]);
             state.alloc_left.set(0);
             state.alloc_budget.set(0);
             state.free_left.set(0);
@@ -316,6 +317,10 @@ thread_local! {
 #[cold]
 fn take_slot(state: &ThreadState) -> usize {
     let index = fresh_or_recycled_slot();
+    let slot = &SLOT_TABLE[index];
+    // A recycled slot keeps its last owner's totals (already in `PUBLISHED_LIVE`).
+    state.live_mark.set(net_bytes(slot));
+    state.slot_ptr.set(slot);
     state.slot.set(index + 1);
     if index < SLOTS {
         // The first touch registers the lease's destructor, which allocates (glibc's
@@ -347,40 +352,50 @@ fn fresh_or_recycled_slot() -> usize {
     SLOTS
 }
 
-/// Adds to a counter this thread owns (plain load + store), or to the shared overflow slot.
+/// Adds to a counter of a slot this thread owns: a plain load and store, no read-modify-write.
 #[inline(always)]
-fn bump(counter: &AtomicU64, index: usize, by: u64) {
-    if index < SLOTS {
-        counter.store(counter.load(Relaxed).wrapping_add(by), Relaxed);
-    } else {
-        counter.fetch_add(by, Relaxed);
-    }
+fn add_own(counter: &AtomicU64, by: u64) {
+    counter.store(counter.load(Relaxed).wrapping_add(by), Relaxed);
+}
+
+fn net_bytes(slot: &Slot) -> i64 {
+    slot.bytes_allocated
+        .load(Relaxed)
+        .wrapping_sub(slot.bytes_freed.load(Relaxed)) as i64
 }
 
 /// Counts one allocation of `size` bytes; true when the countdown ran out and the caller must
-/// take `alloc_slow` with the new block.
+/// take `alloc_slow` (which counts it) with the new block.
 #[inline(always)]
 fn count_alloc(size: usize) -> bool {
     with_state(|state| {
-        state.allocs.set(state.allocs.get() + 1);
-        state.alloc_bytes.set(state.alloc_bytes.get() + size as u64);
         let left = state.alloc_left.get() - size as i64;
         state.alloc_left.set(left);
-        left <= 0
+        if left <= 0 {
+            return true;
+        }
+        // SAFETY: a positive budget is only set by `alloc_slow` once the thread owns a slot,
+        // and cleared before it gives the slot up; slots are statics.
+        let slot = unsafe { &*state.slot_ptr.get() };
+        add_own(&slot.allocs, 1);
+        add_own(&slot.bytes_allocated, size as u64);
+        false
     })
 }
 
 #[inline(always)]
 fn count_free(size: usize) {
     with_state(|state| {
-        state.frees.set(state.frees.get() + 1);
-        state.free_bytes.set(state.free_bytes.get() + size as u64);
         let left = state.free_left.get() - size as i64;
         state.free_left.set(left);
         if left <= 0 {
-            publish(state);
-            state.free_left.set(publish_every(state));
+            free_slow(state, size);
+            return;
         }
+        // SAFETY: as in `count_alloc`, for `free_left`.
+        let slot = unsafe { &*state.slot_ptr.get() };
+        add_own(&slot.frees, 1);
+        add_own(&slot.bytes_freed, size as u64);
     });
 }
 
@@ -391,7 +406,7 @@ fn untrack_if_sampling(ptr: *mut u8) {
     }
 }
 
-/// Bytes between publishes: 0 (every call) for a thread on the shared overflow slot.
+/// Bytes between slow paths: 0 (every call) for a thread on the shared overflow slot.
 fn publish_every(state: &ThreadState) -> i64 {
     if state.slot.get() > SLOTS {
         0
@@ -400,19 +415,37 @@ fn publish_every(state: &ThreadState) -> i64 {
     }
 }
 
-/// Moves this thread's pending counts to its slot and the net bytes to the shared live total.
-#[cold]
-fn publish(state: &ThreadState) {
-    // Taking a slot can allocate (and so re-enter): read the pending counts only after.
+/// Counts one event into this thread's slot (taking one first if needed: that can allocate and
+/// so re-enter, which is why the slot is looked up before anything is counted).
+fn count_slow(state: &ThreadState, frees: bool, size: usize) -> usize {
     let index = slot_of(state);
     let slot = &SLOT_TABLE[index];
-    bump(&slot.allocs, index, state.allocs.replace(0));
-    bump(&slot.frees, index, state.frees.replace(0));
-    let allocated = state.alloc_bytes.replace(0);
-    let freed = state.free_bytes.replace(0);
-    bump(&slot.bytes_allocated, index, allocated);
-    bump(&slot.bytes_freed, index, freed);
-    let delta = allocated as i64 - freed as i64;
+    let (count, bytes) = if frees {
+        (&slot.frees, &slot.bytes_freed)
+    } else {
+        (&slot.allocs, &slot.bytes_allocated)
+    };
+    if index < SLOTS {
+        add_own(count, 1);
+        add_own(bytes, size as u64);
+    } else {
+        count.fetch_add(1, Relaxed);
+        bytes.fetch_add(size as u64, Relaxed);
+    }
+    index
+}
+
+/// Adds this thread's net bytes since its last slow path to `PUBLISHED_LIVE` and checks the
+/// peak. On the shared overflow slot that is the current event's `delta` alone.
+fn publish_live(state: &ThreadState, index: usize, delta: i64) {
+    let delta = if index < SLOTS {
+        let net = net_bytes(&SLOT_TABLE[index]);
+        let delta = net.wrapping_sub(state.live_mark.get());
+        state.live_mark.set(net);
+        delta
+    } else {
+        delta
+    };
     if delta != 0 {
         let live = PUBLISHED_LIVE.fetch_add(delta, Relaxed) + delta;
         if live > 0 {
@@ -421,13 +454,22 @@ fn publish(state: &ThreadState) {
     }
 }
 
-/// The allocation countdown ran out: publish, and while a heap session runs, decide whether
-/// this block is the one that crosses the next sample point.
+#[cold]
+#[inline(never)]
+fn free_slow(state: &ThreadState, size: usize) {
+    let index = count_slow(state, true, size);
+    publish_live(state, index, -(size as i64));
+    state.free_left.set(publish_every(state));
+}
+
+/// The allocation countdown ran out: count the block, publish, and while a heap session runs,
+/// decide whether this block is the one that crosses the next sample point.
 #[cold]
 #[inline(never)]
 fn alloc_slow(state: &ThreadState, ptr: *mut u8, size: usize) {
     let since_budget = state.alloc_budget.get() - state.alloc_left.get();
-    publish(state);
+    let index = count_slow(state, false, size);
+    publish_live(state, index, size as i64);
     let mut budget = publish_every(state);
     if SAMPLING.load(Acquire) && !state.busy.get() {
         let rate = SAMPLE_RATE.load(Relaxed);
@@ -449,22 +491,23 @@ fn alloc_slow(state: &ThreadState, ptr: *mut u8, size: usize) {
             left
         };
         state.sample_left.set(left);
-        // Stop again exactly where the next sample point falls.
-        budget = budget.min(left).max(1);
+        // Stop again exactly where the next sample point falls (a thread on the shared slot
+        // stops at every allocation anyway).
+        if budget > 0 {
+            budget = budget.min(left).max(1);
+        }
     }
     state.alloc_budget.set(budget);
     state.alloc_left.set(budget);
 }
 
-/// The counters, summed over every thread's slot (this thread's pending counts published
-/// first; other threads' exact up to `PEAK_SLACK_PER_THREAD` each). Also folds the current
-/// live size into the peak, so a reader never sees `peak < live`.
+/// The service's counters, summed over every thread's slot. Also folds the current live size
+/// into the peak, so a reader never sees `peak < live`.
 pub fn heap_stats() -> HeapStats {
-    with_state(publish);
     let mut stats = HeapStats::default();
     for slot in SLOT_TABLE.iter() {
-        // Frees before allocations: a slot published between the two loads then looks as if
-        // it had more live, never fewer than zero, of its own thread's blocks.
+        // Frees before allocations: a slot that counts between the two loads then looks as if
+        // it had more live, never fewer, of its own thread's blocks.
         stats.frees += slot.frees.load(Relaxed);
         stats.allocations += slot.allocs.load(Relaxed);
         stats.bytes_freed += slot.bytes_freed.load(Relaxed);
@@ -1266,11 +1309,176 @@ pub(crate) mod tests {
         assert!(sites.iter().all(|s| !s.frames.is_empty()));
     }
 
+    /// This thread's allocations so far, published and pending (the service's only).
+    pub(crate) fn this_thread_allocations() -> u64 {
+        with_state(|state| SLOT_TABLE[slot_of(state)].allocs.load(Relaxed))
+    }
+
+    const MIB: i64 = 1 << 20;
+
+    fn live(stats: HeapStats) -> i64 {
+        stats.live_bytes as i64
+    }
+
+    /// Issue 11 item 4: memory the profiler allocates is counted apart, and a free is charged
+    /// to the bucket its block was counted in, whichever thread frees it.
+    #[test]
+    fn profiler_scope_allocations_are_counted_apart() {
+        let _serial = SAMPLER_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(tagging_enabled(), "glibc's malloc should allow tagging");
+        let allocator = CountingAlloc::new();
+        let layout = Layout::from_size_align(4 << 20, 8).unwrap();
+        let service_before = heap_stats();
+        let profiler_before = profiler_stats();
+        let tagged: Vec<usize> = {
+            let _scope = ProfilerScope::enter();
+            let _nested = ProfilerScope::enter();
+            allocate_blocks(&allocator, layout, 16)
+        };
+        assert!(tagged.iter().all(|p| is_profiler_block(*p as *mut u8)));
+        let service_during = heap_stats();
+        let profiler_during = profiler_stats();
+        // Other tests allocate meanwhile (this binary's allocator is `CountingAlloc`): ranges.
+        let grew = live(profiler_during) - live(profiler_before);
+        assert!((64 * MIB..72 * MIB).contains(&grew), "profiler grew {grew}");
+        let service_grew = live(service_during) - live(service_before);
+        assert!(service_grew.abs() < 8 * MIB, "service grew {service_grew}");
+
+        // Freed by another thread, outside any scope: still the profiler's.
+        std::thread::spawn(move || {
+            for block in tagged {
+                // SAFETY: allocated above with `layout`.
+                unsafe { CountingAlloc::new().dealloc(block as *mut u8, layout) };
+            }
+        })
+        .join()
+        .unwrap();
+        let back = live(profiler_stats()) - live(profiler_before);
+        assert!(back.abs() < 8 * MIB, "profiler after free {back}");
+        let service_after = live(heap_stats()) - live(service_before);
+        assert!(
+            service_after.abs() < 8 * MIB,
+            "service after free {service_after}"
+        );
+
+        // And a service block freed inside a scope stays the service's.
+        let service_blocks = allocate_blocks(&allocator, layout, 16);
+        let with_blocks = heap_stats();
+        {
+            let _scope = ProfilerScope::enter();
+            for block in service_blocks {
+                // SAFETY: allocated above with `layout`.
+                unsafe { allocator.dealloc(block as *mut u8, layout) };
+            }
+        }
+        let dropped = live(with_blocks) - live(heap_stats());
+        assert!(
+            (56 * MIB..72 * MIB).contains(&dropped),
+            "service freed {dropped}"
+        );
+        let profiler_now = live(profiler_stats()) - live(profiler_before);
+        assert!(profiler_now.abs() < 8 * MIB, "profiler {profiler_now}");
+    }
+
+    #[test]
+    fn tagged_blocks_keep_alignment_contents_and_their_tag_through_realloc() {
+        let allocator = CountingAlloc::new();
+        for align in [1usize, 8, 16, 64, 4096] {
+            let layout = Layout::from_size_align(100, align).unwrap();
+            let block = {
+                let _scope = ProfilerScope::enter();
+                // SAFETY: non-zero layout, freed below with the layout it has then.
+                unsafe { allocator.alloc_zeroed(layout) }
+            };
+            assert!(!block.is_null());
+            assert_eq!(block as usize % align.max(16), 0, "align {align}");
+            assert!(is_profiler_block(block));
+            // SAFETY: 100 zeroed bytes we own.
+            let bytes = unsafe { std::slice::from_raw_parts_mut(block, 100) };
+            assert!(bytes.iter().all(|b| *b == 0));
+            bytes.copy_from_slice(&[7u8; 100]);
+            // Grown outside any scope: a profiler block stays one.
+            // SAFETY: `block` was allocated with `layout`.
+            let grown = unsafe { allocator.realloc(block, layout, 1 << 20) };
+            assert!(!grown.is_null() && is_profiler_block(grown));
+            assert_eq!(grown as usize % align.max(16), 0, "align {align}");
+            // SAFETY: the first 100 bytes were carried over.
+            assert!(
+                unsafe { std::slice::from_raw_parts(grown, 100) }
+                    .iter()
+                    .all(|b| *b == 7)
+            );
+            let grown_layout = Layout::from_size_align(1 << 20, align).unwrap();
+            // SAFETY: `grown` has `grown_layout` now.
+            unsafe { allocator.dealloc(grown, grown_layout) };
+        }
+        // Service blocks never look tagged, whatever their size or alignment.
+        for (size, align) in [
+            (1usize, 1usize),
+            (24, 8),
+            (4096, 16),
+            (300_000, 64),
+            (40, 4096),
+        ] {
+            let layout = Layout::from_size_align(size, align).unwrap();
+            // SAFETY: non-zero layout, freed right after.
+            unsafe {
+                let block = allocator.alloc(layout);
+                assert!(!is_profiler_block(block), "{size} {align}");
+                allocator.dealloc(block, layout);
+            }
+        }
+    }
+
+    /// Issue 11 item 10 ("Live heap 0 B", frees > allocations): a thread's counts used to wait
+    /// in thread-local batches of up to 64 KiB, so a block one thread allocated and another
+    /// freed could be in the frees and not yet in the allocations. Now another thread sees an
+    /// allocation in the owner's slot at once, with no batch to flush.
+    #[test]
+    fn counts_are_visible_to_other_threads_at_once_issue_11() {
+        let (sent, received) = std::sync::mpsc::channel();
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let owner = std::thread::spawn(move || {
+            let index = with_state(slot_of);
+            let slot = &SLOT_TABLE[index];
+            let before = (
+                slot.allocs.load(Relaxed),
+                slot.bytes_allocated.load(Relaxed),
+            );
+            let blocks: Vec<Vec<u8>> = (0..10).map(|_| vec![1u8; 1000]).collect();
+            sent.send((index, before, blocks)).unwrap();
+            // Stays alive, allocating nothing more, while the other thread looks.
+            wait.recv().unwrap();
+        });
+        let (index, (allocs, bytes), blocks) = received.recv().unwrap();
+        let slot = &SLOT_TABLE[index];
+        let allocated = slot.allocs.load(Relaxed) - allocs;
+        let grew = slot.bytes_allocated.load(Relaxed) - bytes;
+        assert!(
+            (11..=20).contains(&allocated),
+            "{allocated} allocations seen"
+        );
+        assert!((10_000..64 * 1024).contains(&grew), "{grew} bytes seen");
+        let before_free = heap_stats();
+        drop(blocks);
+        let after_free = heap_stats();
+        assert!(after_free.frees >= before_free.frees + 11);
+        // Within one value the counters always agree.
+        for stats in [before_free, after_free] {
+            assert_eq!(stats.live_bytes, stats.bytes_allocated - stats.bytes_freed);
+            assert!(stats.allocations >= stats.frees && stats.peak_bytes >= stats.live_bytes);
+        }
+        release.send(()).unwrap();
+        owner.join().unwrap();
+    }
+
     /// Prints the wrapper's cost per alloc+free pair next to plain `System` (run with
     /// `--nocapture`); asserts only a loose bound so a loaded machine does not fail it.
     #[test]
     fn wrapper_cost_is_small() {
         let _serial = SAMPLER_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        // The state after the first profiling session: frees look for the profiler's tag.
+        assert!(tagging_enabled());
         let allocator = CountingAlloc::new();
         let layout = Layout::from_size_align(256, 8).unwrap();
         let rounds = 2_000_000u32;

@@ -613,3 +613,94 @@ fn glibc_has_safe_unwinder() -> bool {
 fn glibc_has_safe_unwinder() -> bool {
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profiling::alloc::tests::{SAMPLER_TESTS, this_thread_allocations};
+
+    #[test]
+    fn blocklisted_ranges_come_from_executable_mappings() {
+        let maps = "\
+55d0c0000000-55d0c0100000 r-xp 00000000 08:01 11 /work/target/auth-service
+7f0000000000-7f0000010000 r--p 00000000 08:01 12 /usr/lib/x86_64-linux-gnu/libgcc_s.so.1
+7f0000010000-7f0000020000 r-xp 00010000 08:01 12 /usr/lib/x86_64-linux-gnu/libgcc_s.so.1
+7fff00000000-7fff00002000 r-xp 00000000 00:00 0 [vdso]
+7fff00002000-7fff00003000 rw-p 00000000 00:00 0
+";
+        let names: Vec<String> = BLOCKLIST.iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            parse_blocked_ranges(maps, &names),
+            [
+                (0x7f00_0001_0000, 0x7f00_0002_0000),
+                (0x7fff_0000_0000, 0x7fff_0000_2000)
+            ]
+        );
+    }
+
+    #[test]
+    fn tables_are_sized_for_a_second_of_samples() {
+        assert_eq!(table_capacity(99, 2), 512);
+        assert_eq!(table_capacity(99, 1), 256);
+        assert_eq!(table_capacity(1000, 64), 8192);
+        // About 1 MiB for both buffers at the default rate on two cores.
+        let bytes = 2 * table_capacity(99, 2) * std::mem::size_of::<Entry>();
+        assert!(bytes < 1200 * 1024, "{bytes}");
+    }
+
+    /// The handler runs inside whatever it interrupts, malloc included: it must never allocate.
+    /// A thread that spins without allocating, sampled dozens of times, allocates nothing.
+    #[test]
+    fn the_signal_handler_does_not_allocate_and_stop_frees_everything() {
+        let _serial = SAMPLER_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        let collector = start_when_free(250);
+        assert!(matches!(CpuCollector::start(99), Err(ProfilingError::Busy)));
+        // SAFETY: pthread_self only reads the thread pointer.
+        let me = unsafe { libc::pthread_self() } as u64;
+        let before = this_thread_allocations();
+        crate::profiling::workload::spin_cpu(Duration::from_millis(400));
+        let after = this_thread_allocations();
+        let mut symbols = Symbolizer::new();
+        let (profile, stats) = collector.finish_with_stats(&mut symbols).unwrap();
+        let mine: u64 = profile
+            .stacks
+            .iter()
+            .filter(|s| s.thread_id == me)
+            .map(|s| s.count)
+            .sum();
+        assert!(
+            mine >= 10,
+            "only {mine} samples on the spinning thread: {stats:?}"
+        );
+        assert_eq!(after, before, "{mine} samples allocated");
+        assert!(stats.taken >= mine && stats.table_bytes > 0, "{stats:?}");
+        // The stacks start at the interrupted function, not in the handler.
+        let spin = profile
+            .stacks
+            .iter()
+            .filter(|s| s.thread_id == me)
+            .max_by_key(|s| s.count)
+            .unwrap();
+        assert!(
+            spin.frames[0].function.ends_with("workload::spin_cpu"),
+            "{:?}",
+            &spin.frames[..spin.frames.len().min(4)]
+        );
+        // The sampler is free again for the next session.
+        drop(start_when_free(99));
+    }
+
+    /// Other tests of this binary (the debug handler's) run sessions too: wait for our turn.
+    fn start_when_free(frequency: i32) -> CpuCollector {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match CpuCollector::start(frequency) {
+                Ok(collector) => return collector,
+                Err(ProfilingError::Busy) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(err) => panic!("cannot start the sampler: {err}"),
+            }
+        }
+    }
+}

@@ -8,6 +8,7 @@ mod kong_failures;
 mod kong_sim;
 mod load;
 mod profile;
+mod profiler_cost;
 mod profiling;
 mod serve;
 mod sla;
