@@ -46,7 +46,7 @@
 //! starts guarded automatic profiles (throttle, busy, storage quota, overhead, shutdown)
 //! through `profiling::Profiler`.
 //!
-//! **Profiling**: `profiling` owns the one pprof guard (CPU) and the sampling state of our
+//! **Profiling**: `profiling` owns the one CPU sampler (SIGPROF) and the sampling state of our
 //! global allocator (`profiling::alloc::CountingAlloc`, installed in `main.rs`), and writes
 //! Markdown, pprof and flamegraph artifacts atomically. `/debug/*`, the exit profile of
 //! `serve --cpu-prof*`/`--heap-prof*` and the SLA monitor all go through `App::profiler`.
@@ -75,12 +75,12 @@
 //! - A worker never reads a client socket or waits on one; every socket wait of the
 //!   connection layer has a deadline, and open connections are capped.
 //! - A request never blocks on the side path: samples are `try_send`, dropped when full.
-//! - Exactly one owner of the pprof guard: `profiling::Profiler`.
+//! - Exactly one owner of the CPU sampler: `profiling::Profiler`.
 //! - `tools` never imports `server`, `handlers` or `kong`; `cleanup` and `archive` refuse paths
 //!   outside the profiles directory.
 //! - `jwt`, `kong::breaker`, `kong::cache` and the router read no clock: time is passed in.
-//! - No global mutable state besides env_logger's logger, pprof's profiler and the allocator's
-//!   counters (all three imposed by their mechanisms).
+//! - No global mutable state besides env_logger's logger, the CPU sampler's signal-handler
+//!   tables and the allocator's counters (all three imposed by their mechanisms).
 //!
 //! # Shutdown order
 //!

@@ -3,7 +3,7 @@
 //! (`/debug/workload/*`, a known hot function and a known allocation).
 //!
 //! Owns only request parsing and JSON shapes; every action goes through `Profiler`. Must not
-//! touch pprof-rs or the allocator directly, spawn threads or sleep: the two long requests
+//! touch the samplers or the allocator directly, spawn threads or sleep: the two long requests
 //! (`/debug/pprof/profile` and `/debug/workload/spin`) block inside the profiler and the
 //! workload function. The router hides all of this in production before we are called.
 
@@ -359,7 +359,7 @@ fn pprof_index() -> Response {
     let body = "<html><head><title>/debug/pprof/</title></head><body>\n\
         <p>/debug/pprof/</p>\n\
         <table>\n\
-        <tr><td><a href=\"profile?seconds=30\">profile</a></td><td>CPU profile (pprof-rs, 99 Hz). \
+        <tr><td><a href=\"profile?seconds=30\">profile</a></td><td>CPU profile (SIGPROF sampling, 99 Hz). \
         Add ?seconds=N (1-300, default 30); the request blocks for that long.</td></tr>\n\
         <tr><td><a href=\"heap\">heap</a></td><td>A sampling of live heap allocations \
         (inuse_space by default) from the current or last heap session.</td></tr>\n\

@@ -609,16 +609,22 @@ pub struct SamplingStats {
 pub fn start_sampling(rate: u64) {
     SAMPLING.store(false, Relaxed);
     lock_sites();
+    // Only entries in use are written: the tables are zero-initialised statics (1.4 MB), and
+    // a page never written stays out of RSS.
     for site in SITE_TABLE.iter() {
-        site.hash.store(0, Relaxed);
-        site.depth.store(0, Relaxed);
-        site.alloc_count.store(0, Relaxed);
-        site.alloc_bytes.store(0, Relaxed);
-        site.free_count.store(0, Relaxed);
-        site.free_bytes.store(0, Relaxed);
+        if site.hash.load(Relaxed) != 0 {
+            site.hash.store(0, Relaxed);
+            site.depth.store(0, Relaxed);
+            site.alloc_count.store(0, Relaxed);
+            site.alloc_bytes.store(0, Relaxed);
+            site.free_count.store(0, Relaxed);
+            site.free_bytes.store(0, Relaxed);
+        }
     }
     for entry in LIVE_SET.iter() {
-        entry.ptr.store(EMPTY, Relaxed);
+        if entry.ptr.load(Relaxed) != EMPTY {
+            entry.ptr.store(EMPTY, Relaxed);
+        }
     }
     LIVE_SAMPLES.store(0, Relaxed);
     SAMPLES.store(0, Relaxed);
@@ -878,6 +884,14 @@ static PROFILER_LIVE: AtomicI64 = AtomicI64::new(0);
 static PROFILER_PEAK: AtomicU64 = AtomicU64::new(0);
 /// Header in front of a tagged block of alignment ≤ 16: `[offset to the malloc'd base, tag]`.
 const TAG_HEADER: usize = 16;
+/// Tagged blocks this big (alignment ≤ 16) get a mapping of their own, unmapped when freed:
+/// through glibc they would stay in a session thread's arena, and freeing glibc's own mmapped
+/// chunks raises its mmap and trim thresholds, after which every new session thread's arena
+/// keeps over a megabyte resident (`malloc_trim` never trims a thread arena's top).
+const PROFILER_MMAP_MIN: usize = 128 * 1024;
+/// Set in the header's first word of a mapped block; the rest of the word is the mapping's
+/// length (a malloc'd block's first word is its even offset instead).
+const MAPPED: usize = 1;
 /// Any value with bit 3 set works: glibc's size field never has it.
 const TAG_MAGIC: usize = 0x7072_6f66_696c_6572;
 const TAG_BIT: usize = 0b1000;
@@ -1005,6 +1019,14 @@ fn count_profiler_free(size: usize) {
 #[cold]
 #[inline(never)]
 unsafe fn profiler_alloc(layout: Layout, zeroed: bool) -> *mut u8 {
+    if layout.align() <= TAG_HEADER && layout.size() >= PROFILER_MMAP_MIN {
+        // SAFETY: a fresh private mapping (zero-filled by the kernel) that only we know of.
+        let user = unsafe { map_block(layout.size()) };
+        if !user.is_null() {
+            count_profiler_alloc(layout.size());
+            return user;
+        }
+    }
     let room = layout.align().max(TAG_HEADER);
     let Some(total) = layout.size().checked_add(room) else {
         return std::ptr::null_mut();
@@ -1038,17 +1060,49 @@ unsafe fn profiler_alloc(layout: Layout, zeroed: bool) -> *mut u8 {
     }
 }
 
+/// A tagged block of its own pages: `[length | MAPPED, tag]`, then the block. Null on failure.
+unsafe fn map_block(size: usize) -> *mut u8 {
+    let Some(len) = size
+        .checked_add(TAG_HEADER)
+        .and_then(|n| n.checked_next_multiple_of(4096))
+    else {
+        return std::ptr::null_mut();
+    };
+    // SAFETY: an anonymous private mapping; the header is written inside it.
+    unsafe {
+        let base = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if base == libc::MAP_FAILED {
+            return std::ptr::null_mut();
+        }
+        let user = base.cast::<u8>().add(TAG_HEADER);
+        user.cast::<usize>().sub(2).write(len | MAPPED);
+        user.cast::<usize>().sub(1).write(tag_word(user));
+        user
+    }
+}
+
 #[cold]
 #[inline(never)]
 unsafe fn profiler_dealloc(user: *mut u8, layout: Layout) {
-    // SAFETY: `user` is a live tagged block, so its header is ours and `room` bytes before it
-    // is the base malloc returned.
+    // SAFETY: `user` is a live tagged block, so its header is ours: a mapping's length, or the
+    // offset back to the base malloc returned.
     unsafe {
-        let room = user.cast::<usize>().sub(2).read();
+        let first = user.cast::<usize>().sub(2).read();
         // The tag must not outlive the block: memory reused later must never look tagged.
         std::ptr::write_volatile(user.cast::<usize>().sub(1), 0);
         count_profiler_free(layout.size());
-        libc::free(user.sub(room).cast());
+        if first & MAPPED != 0 {
+            libc::munmap(user.sub(TAG_HEADER).cast(), first & !MAPPED);
+        } else {
+            libc::free(user.sub(first).cast());
+        }
     }
 }
 
@@ -1058,8 +1112,33 @@ unsafe fn profiler_realloc(user: *mut u8, layout: Layout, new_size: usize) -> *m
     // SAFETY: `user` is a live tagged block; on success the old block is gone and its tag
     // cleared, on failure it is left as it was.
     unsafe {
-        let room = user.cast::<usize>().sub(2).read();
-        if room == TAG_HEADER {
+        let first = user.cast::<usize>().sub(2).read();
+        if first & MAPPED != 0 && new_size >= PROFILER_MMAP_MIN {
+            // Grows or shrinks in place or moves its pages, never copies.
+            let len = first & !MAPPED;
+            let Some(new_len) = new_size
+                .checked_add(TAG_HEADER)
+                .and_then(|n| n.checked_next_multiple_of(4096))
+            else {
+                return std::ptr::null_mut();
+            };
+            let base = libc::mremap(
+                user.sub(TAG_HEADER).cast(),
+                len,
+                new_len,
+                libc::MREMAP_MAYMOVE,
+            );
+            if base == libc::MAP_FAILED {
+                return std::ptr::null_mut();
+            }
+            let moved = base.cast::<u8>().add(TAG_HEADER);
+            moved.cast::<usize>().sub(2).write(new_len | MAPPED);
+            moved.cast::<usize>().sub(1).write(tag_word(moved));
+            count_profiler_free(layout.size());
+            count_profiler_alloc(new_size);
+            return moved;
+        }
+        if first == TAG_HEADER && new_size < PROFILER_MMAP_MIN {
             let Some(total) = new_size.checked_add(TAG_HEADER) else {
                 return std::ptr::null_mut();
             };
@@ -1391,7 +1470,10 @@ pub(crate) mod tests {
                 unsafe { allocator.alloc_zeroed(layout) }
             };
             assert!(!block.is_null());
-            assert_eq!(block as usize % align.max(16), 0, "align {align}");
+            assert!(
+                (block as usize).is_multiple_of(align.max(16)),
+                "align {align}"
+            );
             assert!(is_profiler_block(block));
             // SAFETY: 100 zeroed bytes we own.
             let bytes = unsafe { std::slice::from_raw_parts_mut(block, 100) };
@@ -1401,7 +1483,10 @@ pub(crate) mod tests {
             // SAFETY: `block` was allocated with `layout`.
             let grown = unsafe { allocator.realloc(block, layout, 1 << 20) };
             assert!(!grown.is_null() && is_profiler_block(grown));
-            assert_eq!(grown as usize % align.max(16), 0, "align {align}");
+            assert!(
+                (grown as usize).is_multiple_of(align.max(16)),
+                "align {align}"
+            );
             // SAFETY: the first 100 bytes were carried over.
             assert!(
                 unsafe { std::slice::from_raw_parts(grown, 100) }
@@ -1411,6 +1496,30 @@ pub(crate) mod tests {
             let grown_layout = Layout::from_size_align(1 << 20, align).unwrap();
             // SAFETY: `grown` has `grown_layout` now.
             unsafe { allocator.dealloc(grown, grown_layout) };
+        }
+        // Big ones have pages of their own: grown by remapping, shrunk back into malloc.
+        let big = Layout::from_size_align(256 << 10, 8).unwrap();
+        let block = {
+            let _scope = ProfilerScope::enter();
+            // SAFETY: non-zero layout, freed below with the layout it has then.
+            unsafe { allocator.alloc_zeroed(big) }
+        };
+        assert!(is_profiler_block(block) && (block as usize).is_multiple_of(16));
+        // SAFETY: we own the block at every step and free it with its current size.
+        unsafe {
+            assert_eq!(block.cast::<usize>().sub(2).read() & MAPPED, MAPPED);
+            assert!(
+                std::slice::from_raw_parts(block, big.size())
+                    .iter()
+                    .all(|b| *b == 0)
+            );
+            block.add(big.size() - 1).write(9);
+            let grown = allocator.realloc(block, big, 4 << 20);
+            assert!(is_profiler_block(grown) && grown.add(big.size() - 1).read() == 9);
+            let shrunk = allocator.realloc(grown, Layout::from_size_align(4 << 20, 8).unwrap(), 64);
+            assert!(is_profiler_block(shrunk));
+            assert_eq!(shrunk.cast::<usize>().sub(2).read(), TAG_HEADER);
+            allocator.dealloc(shrunk, Layout::from_size_align(64, 8).unwrap());
         }
         // Service blocks never look tagged, whatever their size or alignment.
         for (size, align) in [

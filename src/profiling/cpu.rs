@@ -366,13 +366,21 @@ enum Added {
 
 impl Buffer {
     fn new(capacity: usize) -> Buffer {
-        let entries: Box<[std::mem::MaybeUninit<UnsafeCell<Entry>>]> =
-            Box::new_zeroed_slice(capacity);
+        let layout = std::alloc::Layout::array::<UnsafeCell<Entry>>(capacity)
+            .expect("a table of at most 8192 entries");
+        // SAFETY: every field of `Entry` is an integer or an array of them, so all-zero is a
+        // valid (empty) entry; the box owns exactly the allocation of `layout`. Zeroed memory
+        // (fresh pages) also stays out of RSS until a sample lands in it.
+        let entries = unsafe {
+            let first = std::alloc::alloc_zeroed(layout).cast::<UnsafeCell<Entry>>();
+            if first.is_null() {
+                std::alloc::handle_alloc_error(layout);
+            }
+            Box::from_raw(std::ptr::slice_from_raw_parts_mut(first, capacity))
+        };
         Buffer {
             lock: AtomicBool::new(false),
-            // SAFETY: every field of `Entry` is an integer or an array of them: all-zero is a
-            // valid (empty) entry. Zeroed memory also stays untouched until a sample lands.
-            entries: unsafe { entries.assume_init() },
+            entries,
         }
     }
 

@@ -2,15 +2,20 @@
 //!
 //! Owns the session lifecycle. One session (CPU, heap or both) runs at a time; a second
 //! `start` gets `ProfilingError::Busy`. Each session has its own thread, which is the only
-//! place a pprof-rs `ProfilerGuard` ever lives: it arms the guard, ticks the heap growth
-//! timeline once per second, and on stop (or when `seconds` run out) copies the samples out
-//! *before* dropping the guard, symbolizes, renders and writes the artifacts atomically. So
-//! report building and symbolization never run on a request thread, and `stop()` only waits
-//! for that thread's result. Callers (the `/debug` handler, the SLA monitor, serve's shutdown)
-//! all go through this type; nothing else may touch pprof-rs or the allocator's sampler.
+//! place a `cpu::CpuCollector` (the SIGPROF sampler) ever lives: it arms the sampler, drains
+//! its table and ticks the heap growth timeline once per second, and on stop (or when
+//! `seconds` run out) takes the heap's last point, stops sampling, then symbolizes, renders
+//! and writes the artifacts atomically. So report building and symbolization never run on a
+//! request thread, and `stop()` only waits for that thread's result. Callers (the `/debug`
+//! handler, the SLA monitor, serve's shutdown) all go through this type; nothing else may
+//! touch the CPU sampler or the allocator's sampler.
+//!
+//! The session thread runs inside an `alloc::ProfilerScope`: what it allocates is the
+//! profiler's own memory, counted apart from the service's heap. When a session ends its
+//! memory goes back: the sampler's tables, the parsed debug info (`release_freed_memory`).
 //!
 //! Submodules: `alloc` (the global allocator: exact counters, sampled sites), `heap` (timeline,
-//! unbiasing), `cpu` (the guard), `symbols`, `cpu_report`/`heap_report` (Markdown),
+//! unbiasing), `cpu` (the SIGPROF sampler), `symbols`, `cpu_report`/`heap_report` (Markdown),
 //! `pprof_out` (gzip protobuf), `flamegraph` (SVG), `artifacts` (names, atomic writes),
 //! `workload` (self-check endpoints' hot function and planted allocation).
 
@@ -489,7 +494,8 @@ impl Profiler {
             completion: Arc::clone(&completion),
         });
         drop(state);
-        // Arming loads debug info (a fraction of a second): hand a worker's turn over meanwhile.
+        // Arming takes about a millisecond (nothing is symbolized until the end); a worker's
+        // turn is handed over meanwhile all the same.
         let armed = crate::blocking::section(|| ready_rx.recv()).unwrap_or_else(|_| {
             Err(ProfilingError::SessionFailed(
                 "session thread exited early".into(),

@@ -1,5 +1,5 @@
-//! End-to-end checks of the engine without the HTTP server: real pprof-rs sessions and the
-//! real sampler, writing real files into a temp directory.
+//! End-to-end checks of the engine without the HTTP server: real CPU sessions (SIGPROF) and
+//! the real heap sampler, writing real files into a temp directory.
 
 use super::*;
 use crate::profiling::alloc::CountingAlloc;
@@ -171,8 +171,7 @@ fn auto_stop_writes_artifacts_and_pprof_returns_bytes() {
     assert!(dir.join("tokens-sla-violation-x.cpu-prof.pb.gz").exists());
     assert_eq!(profiler.status().last.unwrap().artifacts.len(), 3);
 
-    // Spins until the pprof session is over: a session starts by loading debug info, which
-    // takes over a second in a debug build.
+    // Spins until the pprof session is over, so it has samples to return.
     let done = Arc::new(AtomicBool::new(false));
     let spinner = {
         let done = Arc::clone(&done);
