@@ -16,6 +16,7 @@
 
 pub mod alloc;
 pub mod artifacts;
+pub mod attribution;
 pub mod cpu;
 pub mod cpu_report;
 pub mod flamegraph;
