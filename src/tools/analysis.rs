@@ -87,6 +87,8 @@ pub struct MemorySummary {
     pub peak_bytes: Option<u64>,
     pub rss_bytes: Option<u64>,
     pub steady_bytes: Option<u64>,
+    /// The profiler's own heap, apart from the service's (when the report tells them apart).
+    pub profiler_bytes: Option<u64>,
     /// The least-squares slope, when the timeline is long enough to judge.
     pub growth_bytes_per_hour: Option<f64>,
     pub growth_window_seconds: Option<f64>,
@@ -225,6 +227,7 @@ fn memory(name: &str, report: &HeapReport) -> MemorySummary {
         peak_bytes: report.peak_bytes,
         rss_bytes: report.rss_bytes,
         steady_bytes: report.steady_bytes(),
+        profiler_bytes: report.profiler_bytes,
         growth_bytes_per_hour: growth.as_ref().map(|g| g.bytes_per_hour),
         growth_window_seconds: growth.as_ref().map(|g| g.window_seconds),
         growth_flat: growth.as_ref().map(|g| g.flat),
@@ -533,7 +536,7 @@ fn memory_section(memory: &MemorySummary) -> String {
         ),
         _ => "not judged (fewer than two growth points)".to_owned(),
     };
-    let rows = vec![
+    let mut rows = vec![
         vec!["Live heap".into(), bytes(memory.live_bytes)],
         vec!["Peak heap".into(), bytes(memory.peak_bytes)],
         vec!["RSS".into(), bytes(memory.rss_bytes)],
@@ -545,6 +548,15 @@ fn memory_section(memory: &MemorySummary) -> String {
         ],
         vec!["Bytes allocated".into(), bytes(memory.bytes_allocated)],
     ];
+    if let Some(profiler) = memory.profiler_bytes {
+        rows.push(vec![
+            "Profiler heap".into(),
+            format!(
+                "{} (the profiler's own, not in the rows above)",
+                format_bytes(profiler)
+            ),
+        ]);
+    }
     let mut out = render_table(&["Metric", "Value"], &[false, false], &rows);
     out.push_str("\n**Top in-use allocation sites:**\n\n");
     if memory.top_in_use.is_empty() {
