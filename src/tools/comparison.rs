@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::tools::categories;
+use crate::tools::categories::{self, Method};
 use crate::tools::markdown::{code, render_table};
 use crate::tools::report::{CpuReport, FunctionShare, HeapReport, Profile};
 use crate::tools::units::{format_bytes, format_duration, format_signed_bytes};
@@ -24,7 +24,9 @@ pub struct Comparison {
     pub functions: Vec<FunctionDelta>,
     pub new_hot: Vec<FunctionDelta>,
     pub vanished: Vec<FunctionDelta>,
+    /// CPU by subsystem, and how each side's shares were obtained (`whole_stack`/`leaf_only`).
     pub categories: Vec<Delta>,
+    pub attribution: Option<(Method, Method)>,
     pub heap: Vec<Delta>,
 }
 
@@ -111,6 +113,7 @@ pub fn compare(
         new_hot: Vec::new(),
         vanished: Vec::new(),
         categories: Vec::new(),
+        attribution: None,
         heap: Vec::new(),
     };
     match (base, new) {
@@ -209,6 +212,7 @@ fn compare_cpu(out: &mut Comparison, base: &CpuReport, new: &CpuReport) {
         .zip(&new_shares.subsystems)
         .map(|(b, n)| Delta::new(b.name, Unit::Percent, Some(b.percent), Some(n.percent)))
         .collect();
+    out.attribution = Some((base_shares.method, new_shares.method));
 }
 
 fn compare_heap(base: &HeapReport, new: &HeapReport) -> Vec<Delta> {
@@ -366,6 +370,16 @@ pub fn render(c: &Comparison) -> String {
         ));
         out.push_str(&function_list(&c.vanished, false));
         out.push_str("\n## CPU by Subsystem\n\n");
+        if let Some((base, new)) = c.attribution
+            && base != new
+        {
+            out.push_str(&format!(
+                "The two sides were attributed differently (base: {}; new: {}): kernel and libc \
+                 time moves between subsystems for that reason alone.\n\n",
+                base.describe(),
+                new.describe()
+            ));
+        }
         out.push_str(&deltas_table(&c.categories));
     } else {
         out.push_str("## Heap\n\n");

@@ -222,3 +222,97 @@ fn truncated_cpu_profile_is_refused() {
     let (whole, _dir) = analyze(&[("t.cpu-prof.md", cpu)]);
     assert_eq!(whole.code(), 0, "{whole:?}");
 }
+
+/// Issue 11 item 8: a slow Kong makes /tokens violate its SLA while the CPU idles; the
+/// automatic profile is nearly empty, and the analysis says the time went to waiting and
+/// points at what the service waits on.
+#[test]
+fn slow_kong_sla_profile_is_called_off_cpu() {
+    let sim = support::kong_sim(&["--latency-ms", "150"]);
+    let dir = TempDir::new("truth-off-cpu");
+    let auto = dir.path.to_string_lossy().into_owned();
+    let manual = dir.join("manual").to_string_lossy().into_owned();
+    let server = support::serve(
+        &sim.url,
+        &[
+            ("CONTINUOUS_PROFILING_ENABLED", "true"),
+            ("CONTINUOUS_PROFILING_DURATION_SECONDS", "2"),
+            ("CONTINUOUS_PROFILING_OUTPUT_DIR", auto.as_str()),
+            ("PROFILING_OUTPUT_DIR", manual.as_str()),
+            ("CACHING_TTL_SECONDS", "0"),
+        ],
+    );
+    for _ in 0..12 {
+        let reply = support::get(
+            &format!("{}/tokens", server.url),
+            &support::consumer(support::CONSUMER_ID, support::CONSUMER_NAME),
+        );
+        assert_eq!(reply.status, 200, "{reply:?}\n{}", server.output());
+    }
+    let (cpu, heap) = support::eventually(
+        std::time::Duration::from_secs(90),
+        "an automatic profile",
+        || {
+            let names: Vec<PathBuf> = fs::read_dir(&dir.path)
+                .ok()?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+                .collect();
+            let find = |suffix: &str| {
+                names
+                    .iter()
+                    .find(|p| p.to_string_lossy().ends_with(suffix))
+                    .cloned()
+            };
+            Some((find(".cpu-prof.md")?, find(".heap-prof.md")?))
+        },
+    );
+    let run = support::run(
+        None,
+        &[
+            "analyze",
+            "--format",
+            "json",
+            cpu.to_str().unwrap(),
+            heap.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(run.code(), 0, "{run:?}");
+    let value: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let cores = value["cpu"][0]["busy_cores"].as_f64().unwrap();
+    assert!(cores < 0.5, "busy {cores} cores: {value:#}");
+    let finding = value["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["topic"] == "SLA latency (off-CPU)")
+        .unwrap_or_else(|| panic!("no off-CPU finding: {value:#}"));
+    assert!(
+        finding["issue"]
+            .as_str()
+            .unwrap()
+            .contains("Flat CPU profile: the time is spent waiting"),
+        "{finding:#}"
+    );
+    let items = finding["action_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for name in [
+        "kong_operation_duration_seconds",
+        "KONG_TIMEOUT_MS",
+        "circuit_breaker_state",
+        "KONG_MAX_WAITING_WORKERS",
+    ] {
+        assert!(items.contains(name), "{name} missing in {items}");
+    }
+    assert!(
+        !items.contains("includes the wait for a free worker"),
+        "{items}"
+    );
+}
