@@ -247,8 +247,9 @@ pub struct ProfilingConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct SlaThreshold {
     pub route: String,
-    pub p95_ms: u64,
-    pub p99_ms: u64,
+    /// Milliseconds; fractions are allowed (`0.5` is 500 µs).
+    pub p95_ms: f64,
+    pub p99_ms: f64,
 }
 
 #[derive(Clone, Debug)]
@@ -618,8 +619,7 @@ impl ServiceConfig {
 
 /// `"/tokens=100:200,/health=400:500"` → thresholds; the error says what is accepted.
 pub fn parse_sla_thresholds(text: &str) -> Result<Vec<SlaThreshold>, String> {
-    const ACCEPTED: &str =
-        "comma-separated ROUTE=P95:P99 in ms with P95 <= P99, e.g. /tokens=100:200";
+    const ACCEPTED: &str = "comma-separated ROUTE=P95:P99 in ms (fractions allowed, at least 0.01) with P95 <= P99, e.g. /tokens=100:200 or /tokens=0.5:1.5";
     let mut thresholds: Vec<SlaThreshold> = Vec::new();
     for entry in text
         .split(',')
@@ -628,10 +628,11 @@ pub fn parse_sla_thresholds(text: &str) -> Result<Vec<SlaThreshold>, String> {
     {
         let parsed = entry.split_once('=').and_then(|(route, limits)| {
             let (p95, p99) = limits.split_once(':')?;
-            let p95: u64 = p95.trim().parse().ok()?;
-            let p99: u64 = p99.trim().parse().ok()?;
+            let p95: f64 = p95.trim().parse().ok()?;
+            let p99: f64 = p99.trim().parse().ok()?;
             let route = route.trim();
-            (route.starts_with('/') && p95 > 0 && p95 <= p99).then(|| SlaThreshold {
+            let valid = route.starts_with('/') && p99.is_finite() && p95 >= 0.01 && p95 <= p99;
+            valid.then(|| SlaThreshold {
                 route: route.to_owned(),
                 p95_ms: p95,
                 p99_ms: p99,
@@ -823,6 +824,22 @@ mod tests {
         for (variable, value) in cases {
             let err = load(&[(variable, value)]).unwrap_err().to_string();
             assert!(err.contains(variable), "{variable}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn sla_thresholds_take_fractions_of_a_millisecond() {
+        let parsed = parse_sla_thresholds("/tokens=0.5:1.25, /health=400:500").unwrap();
+        assert_eq!((parsed[0].p95_ms, parsed[0].p99_ms), (0.5, 1.25));
+        assert_eq!((parsed[1].p95_ms, parsed[1].p99_ms), (400.0, 500.0));
+        for bad in [
+            "/tokens=0.001:1",
+            "/tokens=2:1",
+            "/tokens=NaN:1",
+            "/tokens=1:inf",
+            "tokens=1:2",
+        ] {
+            assert!(parse_sla_thresholds(bad).is_err(), "{bad}");
         }
     }
 

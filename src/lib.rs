@@ -38,9 +38,10 @@
 //! when a health request finds the last result older than `HEALTH_KONG_CACHE_MS`. Health
 //! handlers only read that result. The threads end when the store (in `App`) is dropped.
 //!
-//! **Side path** (`monitor`): after writing a response the adapter records it in `metrics`
-//! (fixed arrays of atomics) and offers one `Copy` sample (route, latency from leaving
-//! tiny_http's queue to the response written, status) with `try_send` on a bounded channel.
+//! **Side path** (`monitor`): as a response is handed to the socket the adapter records it in
+//! `metrics` (fixed arrays of atomics: service time, queue wait) and offers one `Copy` sample
+//! (route, latency from the request's first byte being read to the response, so queueing
+//! counts, and status) with `try_send` on a bounded channel.
 //! One monitor thread owns the receiver and the rolling window per route, computes
 //! nearest-rank p95/p99 every tick, publishes a snapshot for `/health` and `/metrics`, and
 //! starts guarded automatic profiles (throttle, busy, storage quota, overhead, shutdown)
