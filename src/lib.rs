@@ -68,7 +68,7 @@
 //!
 //! - tiny_http request and response types appear only in `server/adapter.rs` (and in the
 //!   simulator, which is its own server); handlers never see them.
-//! - `std::env` is read only in `config.rs` (and `logging.rs` for `RUST_LOG`).
+//! - `std::env` is read only in `config/env.rs` (and `logging.rs` for `RUST_LOG`).
 //! - The cache mutex is never held across a Kong call; concurrent misses for one consumer make
 //!   one Kong call. Infrastructure failures never become AUTH_002. Only a consumer with no
 //!   cache entry (or the one request leading an expired entry's refresh) waits on Kong, at
