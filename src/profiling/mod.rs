@@ -115,8 +115,8 @@ pub struct SlaContext {
     pub route: String,
     pub p95_ms: f64,
     pub p99_ms: f64,
-    pub threshold_p95_ms: u64,
-    pub threshold_p99_ms: u64,
+    pub threshold_p95_ms: f64,
+    pub threshold_p99_ms: f64,
     pub window_samples: usize,
 }
 
