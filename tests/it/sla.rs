@@ -419,43 +419,52 @@ fn hammer(server: &Proc, clients: usize, for_time: Duration) -> Vec<Duration> {
     })
 }
 
+/// Under `clients` hammering `/tokens` for 3 s: the latencies clients saw and the highest p95
+/// the monitor published meanwhile.
+fn load_and_watch(server: &Proc, clients: usize) -> (Vec<Duration>, Option<f64>) {
+    std::thread::scope(|scope| {
+        let load = scope.spawn(|| hammer(server, clients, Duration::from_secs(3)));
+        let mut seen: Option<f64> = None;
+        std::thread::sleep(Duration::from_millis(500));
+        while !load.is_finished() {
+            if let Some(p95) = sla(server)["endpoints"]["/tokens"]["p95Ms"].as_f64() {
+                seen = Some(seen.map_or(p95, |best| best.max(p95)));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let mut latencies = load.join().unwrap();
+        latencies.sort();
+        (latencies, seen)
+    })
+}
+
 #[test]
 fn the_monitor_sees_the_queue_wait_clients_feel() {
     let sim = support::kong_sim(&[]);
     let dir = TempDir::new("sla-queue");
     // Cached credentials: the service time is small, and with 48 clients on the few cores
     // that take requests most of what a client feels is the wait in the queue.
-    let server = serve(
-        &sim,
-        &dir,
-        &[
-            ("CACHING_TTL_SECONDS", "300"),
-            ("CONTINUOUS_PROFILING_BUFFER_SIZE", "2000"),
-            ("SLA_THRESHOLDS", "/tokens=0.05:5000"),
-        ],
-    );
+    let cached = [
+        ("CACHING_TTL_SECONDS", "300"),
+        ("CONTINUOUS_PROFILING_BUFFER_SIZE", "2000"),
+    ];
+    let watch_only = [
+        cached[0],
+        cached[1],
+        ("CONTINUOUS_PROFILING_AUTO_TRIGGER_ON_SLA", "false"),
+    ];
+    let server = serve(&sim, &dir, &watch_only);
     tokens(&server, 1);
-    let load = std::thread::scope(|scope| {
-        let load = scope.spawn(|| hammer(&server, 48, Duration::from_secs(3)));
-        // Sequencing only: read the monitor's view while the load runs.
-        std::thread::sleep(Duration::from_millis(2000));
-        let seen = sla(&server)["endpoints"]["/tokens"]["p95Ms"].as_f64();
-        (load.join().unwrap(), seen)
-    });
-    let (mut latencies, monitor_p95) = load;
+    let (latencies, monitor_p95) = load_and_watch(&server, 48);
     let monitor_p95 = monitor_p95.expect("the monitor has a /tokens p95");
-    latencies.sort();
     let client_p95 = latencies[latencies.len() * 95 / 100].as_secs_f64() * 1000.0;
+    let text = prometheus(&server);
     let service = metric(
-        &prometheus(&server),
+        &text,
         "http_request_duration_seconds_sum{route=\"/tokens\"}",
     )
     .unwrap();
-    let queue = metric(
-        &prometheus(&server),
-        "http_request_queue_seconds_sum{route=\"/tokens\"}",
-    )
-    .unwrap();
+    let queue = metric(&text, "http_request_queue_seconds_sum{route=\"/tokens\"}").unwrap();
     assert!(queue > 0.0, "queue wait is measured");
     // Service time alone is a small part of what clients feel under this load; the monitor
     // must see about what the clients see, not that small part.
@@ -463,7 +472,16 @@ fn the_monitor_sees_the_queue_wait_clients_feel() {
         monitor_p95 >= client_p95 * 0.4,
         "monitor p95 {monitor_p95:.3} ms vs client p95 {client_p95:.3} ms (service {service:.3} s, queue {queue:.3} s in all)"
     );
-    // A p95 threshold below what clients feel starts an automatic profile.
+    drop(server);
+
+    // A p95 threshold between the service time and what clients feel starts a profile.
+    let threshold = format!("/tokens={:.3}:100000", client_p95 * 0.5);
+    let mut envs = cached.to_vec();
+    envs.push(("SLA_THRESHOLDS", threshold.as_str()));
+    let dir = TempDir::new("sla-queue-trigger");
+    let server = serve(&sim, &dir, &envs);
+    tokens(&server, 1);
+    load_and_watch(&server, 48);
     support::eventually(WAIT, "an automatic profile of /tokens", || {
         let text = prometheus(&server);
         (metric(&text, "profiling_sessions_total{trigger=\"sla\"}")? >= 1.0).then_some(())
