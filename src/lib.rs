@@ -38,9 +38,10 @@
 //! when a health request finds the last result older than `HEALTH_KONG_CACHE_MS`. Health
 //! handlers only read that result. The threads end when the store (in `App`) is dropped.
 //!
-//! **Side path** (`monitor`): after writing a response the adapter records it in `metrics`
-//! (fixed arrays of atomics) and offers one `Copy` sample (route, latency from leaving
-//! tiny_http's queue to the response written, status) with `try_send` on a bounded channel.
+//! **Side path** (`monitor`): as a response is handed to the socket the adapter records it in
+//! `metrics` (fixed arrays of atomics: service time, queue wait) and offers one `Copy` sample
+//! (route, latency from the request's first byte being read to the response, so queueing
+//! counts, and status) with `try_send` on a bounded channel.
 //! One monitor thread owns the receiver and the rolling window per route, computes
 //! nearest-rank p95/p99 every tick, publishes a snapshot for `/health` and `/metrics`, and
 //! starts guarded automatic profiles (throttle, busy, storage quota, overhead, shutdown)
@@ -67,7 +68,7 @@
 //!
 //! - tiny_http request and response types appear only in `server/adapter.rs` (and in the
 //!   simulator, which is its own server); handlers never see them.
-//! - `std::env` is read only in `config.rs` (and `logging.rs` for `RUST_LOG`).
+//! - `std::env` is read only in `config/env.rs` (and `logging.rs` for `RUST_LOG`).
 //! - The cache mutex is never held across a Kong call; concurrent misses for one consumer make
 //!   one Kong call. Infrastructure failures never become AUTH_002. Only a consumer with no
 //!   cache entry (or the one request leading an expired entry's refresh) waits on Kong, at

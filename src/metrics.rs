@@ -243,7 +243,11 @@ const ROUTES: usize = RouteLabel::ALL.len();
 
 pub struct Metrics {
     requests: [[[AtomicU64; STATUS_SLOTS]; METHODS.len()]; ROUTES],
+    /// Service time: from a worker taking the request to its response being handed to the
+    /// socket.
     durations: [Histogram; ROUTES],
+    /// From the request's first byte being read to a worker taking it (queue wait).
+    queue_waits: [Histogram; ROUTES],
     kong_operations: [[AtomicU64; KongResult::ALL.len()]; KongOperation::ALL.len()],
     kong_durations: [Histogram; KongOperation::ALL.len()],
     pub cache_hits: AtomicU64,
@@ -263,6 +267,7 @@ impl Default for Metrics {
             requests: [const { [const { [const { AtomicU64::new(0) }; STATUS_SLOTS] }; METHODS.len()] };
                 ROUTES],
             durations: [const { Histogram::new() }; ROUTES],
+            queue_waits: [const { Histogram::new() }; ROUTES],
             kong_operations: [const { [const { AtomicU64::new(0) }; KongResult::ALL.len()] };
                 KongOperation::ALL.len()],
             kong_durations: [const { Histogram::new() }; KongOperation::ALL.len()],
@@ -326,6 +331,11 @@ impl Metrics {
         self.requests[route.index()][method_index][status_slot(status)]
             .fetch_add(1, Ordering::Relaxed);
         self.durations[route.index()].observe(elapsed);
+    }
+
+    /// The wait of one request between being read and a worker taking it.
+    pub fn record_queue_wait(&self, route: RouteLabel, waited: Duration) {
+        self.queue_waits[route.index()].observe(waited);
     }
 
     pub fn record_kong(&self, operation: KongOperation, result: KongResult, elapsed: Duration) {
@@ -394,7 +404,7 @@ impl Metrics {
             &mut out,
             "http_request_duration_seconds",
             "histogram",
-            "Time from a worker taking a request to its response being written.",
+            "Service time: from a worker taking a request to its response being handed to the socket (the queue wait is http_request_queue_seconds).",
         );
         for route in RouteLabel::ALL {
             let labels = format!("route=\"{}\"", route.as_str());
@@ -403,6 +413,16 @@ impl Metrics {
                 "http_request_duration_seconds",
                 &labels,
             );
+        }
+        header(
+            &mut out,
+            "http_request_queue_seconds",
+            "histogram",
+            "Queue wait: from the first byte of a request being read to a worker taking it.",
+        );
+        for route in RouteLabel::ALL {
+            let labels = format!("route=\"{}\"", route.as_str());
+            self.queue_waits[route.index()].render(&mut out, "http_request_queue_seconds", &labels);
         }
         header(
             &mut out,

@@ -1,7 +1,9 @@
 //! `auth-service analyze FILE...`: the analysis report of CPU and heap Markdown profiles.
 //!
-//! Flags and printing only; parsing and judgement live in `tools::report`, `tools::analysis`
-//! and `tools::recommend`.
+//! Flags and printing only; parsing and the completeness rule live in `tools::report` and
+//! `tools::completeness`, judgement in `tools::analysis`, `tools::categories` and
+//! `tools::recommend`. A file that is incomplete or truncated fails the whole command (exit 1)
+//! before anything is printed: a partial profile must not read as a quiet one.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -12,7 +14,8 @@ use crate::cmd::CmdError;
 use crate::tools::{Format, Stdout, analysis, report};
 
 /// Analyze CPU and heap Markdown profiles (ours and Bun's --cpu-prof-md layout): summary, top
-/// functions, memory, and ranked optimization opportunities.
+/// functions, CPU by subsystem, memory, and ranked optimization opportunities. Refuses (exit 1)
+/// a profile that is incomplete or truncated.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "analyze")]
 pub struct Args {

@@ -221,8 +221,17 @@ pub fn run(args: Args) -> Result<ExitCode, CmdError> {
             .start(profile.request.clone())
             .map_err(|err| CmdError::failed_with("cannot start the exit profile", err))?;
     }
-    let monitor = monitor::start(&app)
-        .map_err(|err| CmdError::failed_with("cannot start the SLA monitor", err))?;
+    let samples = app
+        .take_sample_receiver()
+        .ok_or_else(|| CmdError::failed("the SLA monitor already runs"))?;
+    let monitor = monitor::start(monitor::Inputs {
+        config: &app.config.sla,
+        samples,
+        profiler: Arc::clone(&app.profiler),
+        metrics: Arc::clone(&app.metrics),
+        state: Arc::clone(&app.sla),
+    })
+    .map_err(|err| CmdError::failed_with("cannot start the SLA monitor", err))?;
     let running = server::start(Arc::clone(&app))
         .map_err(|err| CmdError::failed_with("cannot start the server", err))?;
     println!("listening on http://{}", running.addr);

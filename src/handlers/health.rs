@@ -126,6 +126,16 @@ pub fn health(app: &App, request: &Request<'_>) -> Response {
         .with_header("Cache-Control", "no-store")
 }
 
+/// A threshold as JSON: a whole number stays an integer (as before fractions were allowed), a
+/// fraction is a float.
+fn milliseconds(ms: f64) -> Value {
+    if ms.fract() == 0.0 && ms >= 0.0 && ms < u64::MAX as f64 {
+        Value::from(ms as u64)
+    } else {
+        Value::from(ms)
+    }
+}
+
 /// `slaMonitor`: the SLA monitor's last published snapshot (refreshed every 250 ms).
 fn sla_section(app: &App) -> Value {
     let sla = &app.config.sla;
@@ -140,8 +150,8 @@ fn sla_section(app: &App) -> Value {
                     "samples": endpoint.samples,
                     "p95Ms": endpoint.p95_ms,
                     "p99Ms": endpoint.p99_ms,
-                    "thresholdP95Ms": endpoint.threshold_p95_ms,
-                    "thresholdP99Ms": endpoint.threshold_p99_ms,
+                    "thresholdP95Ms": milliseconds(endpoint.threshold_p95_ms),
+                    "thresholdP99Ms": milliseconds(endpoint.threshold_p99_ms),
                     "violating": endpoint.violating,
                     "lastTrigger": endpoint.last_trigger,
                 }),

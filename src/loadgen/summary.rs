@@ -42,8 +42,8 @@ pub struct EndpointSummary {
     pub statuses: BTreeMap<String, u64>,
     pub transport_errors: u64,
     pub latency_ms: LatencyMs,
-    pub threshold_p95_ms: Option<u64>,
-    pub threshold_p99_ms: Option<u64>,
+    pub threshold_p95_ms: Option<f64>,
+    pub threshold_p99_ms: Option<f64>,
     pub passed: bool,
 }
 
@@ -66,7 +66,7 @@ pub fn summarize(outcome: &Outcome, thresholds: &[SlaThreshold]) -> Summary {
                     ("p95", latency.p95, t.p95_ms),
                     ("p99", latency.p99, t.p99_ms),
                 ] {
-                    if measured > limit as f64 {
+                    if measured > limit {
                         failures.push(format!("{route} {name} {measured:.1}ms > {limit}ms"));
                     }
                 }
@@ -274,7 +274,7 @@ mod tests {
         let thresholds = parse_sla_thresholds(crate::config::DEFAULT_SLA_THRESHOLDS).unwrap();
         let fast = summarize(&outcome(5, 0), &thresholds);
         assert!(fast.passed, "{:?}", fast.failures);
-        assert_eq!(fast.endpoints[0].threshold_p95_ms, Some(100));
+        assert_eq!(fast.endpoints[0].threshold_p95_ms, Some(100.0));
         assert_eq!(
             fast.endpoints[1].threshold_p95_ms, None,
             "/health/live has none"

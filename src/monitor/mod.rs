@@ -18,9 +18,10 @@
 //! profiling for one throttle period. Storage is scanned once at start; afterwards only the
 //! sizes of the files this thread had written are added.
 //!
-//! Latency is measured from when a worker takes the request off tiny_http's queue to when the
-//! response has been written (`server/adapter.rs`): time spent queued before a worker was free
-//! is not included, so a saturated pool shows up as throughput loss before it shows up here.
+//! Latency is what a client feels: from the connection thread reading the request's first
+//! byte to the response being handed to the socket (`server/adapter.rs`), so the wait for a
+//! free worker counts and a saturated pool violates the SLA like a slow handler does. The
+//! monitor knows nothing of `App`: `start` gets what it needs (`Inputs`).
 //!
 //! Shutdown (STYLE 20): `begin_shutdown` blocks new triggers; once the workers are joined the
 //! last `SampleSender` is dropped (it lives in `App`), the thread sees `Disconnected` after
@@ -47,7 +48,6 @@ pub use guard::{Blocked, slug};
 pub use sample::{Sample, SampleSender};
 pub use state::{EndpointSnapshot, SlaState, Snapshot};
 
-use crate::app::App;
 use crate::config::{SlaConfig, SlaThreshold};
 use crate::metrics::{Metrics, RouteLabel};
 use crate::monitor::guard::{Baseline, CpuMark, Policy, Situation};
@@ -98,12 +98,26 @@ impl MonitorHandle {
     }
 }
 
-/// Starts the monitor thread on `app`'s sample channel. Fails if it was started before.
-pub fn start(app: &App) -> io::Result<MonitorHandle> {
-    let rx = app.take_sample_receiver().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::AlreadyExists, "the SLA monitor already runs")
-    })?;
-    let sla = &app.config.sla;
+/// What the monitor thread works with; it knows nothing else of the service.
+pub struct Inputs<'a> {
+    pub config: &'a SlaConfig,
+    /// The receiving end of the workers' sample channel.
+    pub samples: Receiver<Sample>,
+    pub profiler: Arc<Profiler>,
+    pub metrics: Arc<Metrics>,
+    /// Where the monitor publishes its snapshots for `/health` and `/metrics`.
+    pub state: Arc<SlaState>,
+}
+
+/// Starts the monitor thread.
+pub fn start(inputs: Inputs<'_>) -> io::Result<MonitorHandle> {
+    let Inputs {
+        config: sla,
+        samples: rx,
+        profiler,
+        metrics,
+        state,
+    } = inputs;
     if sla.continuous_profiling
         && sla.auto_trigger
         && let Err(err) = profiling::check_writable(&sla.output_dir)
@@ -116,12 +130,11 @@ pub fn start(app: &App) -> io::Result<MonitorHandle> {
     let monitor = Monitor::new(
         sla,
         rx,
-        Arc::clone(&app.profiler),
-        Arc::clone(&app.metrics),
-        Arc::clone(&app.sla),
+        profiler,
+        metrics,
+        Arc::clone(&state),
         directory_bytes(&sla.output_dir),
     );
-    let state = Arc::clone(&app.sla);
     let thread = thread::Builder::new()
         .name("sla-monitor".into())
         .spawn(move || monitor.run())?;
@@ -166,8 +179,8 @@ struct RouteState {
 impl RouteState {
     fn over(&self) -> bool {
         self.percentiles.is_some_and(|p| {
-            u64::from(p.p95_us) > self.threshold.p95_ms * 1000
-                || u64::from(p.p99_us) > self.threshold.p99_ms * 1000
+            f64::from(p.p95_us) > self.threshold.p95_ms * 1000.0
+                || f64::from(p.p99_us) > self.threshold.p99_ms * 1000.0
         })
     }
 }

@@ -15,8 +15,8 @@ pub struct EndpointSnapshot {
     pub samples: usize,
     pub p95_ms: Option<f64>,
     pub p99_ms: Option<f64>,
-    pub threshold_p95_ms: u64,
-    pub threshold_p99_ms: u64,
+    pub threshold_p95_ms: f64,
+    pub threshold_p99_ms: f64,
     pub violating: bool,
     /// ISO-8601 of the last automatic trigger.
     pub last_trigger: Option<String>,

@@ -1,8 +1,13 @@
 //! The CPU Markdown report (`CPU.<ts>.<pid>.md`): Bun's section names and columns, a real
-//! indented call tree as Deno writes it, and our `## Profile Metadata` table.
+//! indented call tree as Deno writes it, then our own sections after Bun's: `## Subsystems
+//! (Whole Stack)` (every sample charged to one subsystem, `profiling::attribution`), `## Our
+//! Functions (Total Time)` (this service's functions by cumulative time, zero self time
+//! included), `## Profile Metadata`, and a last line `<!-- end of CPU profile: N samples -->`
+//! that tells a complete file from a truncated one.
 //!
 //! Pure: a function of a `CpuProfile` and the metadata rows, no I/O and no clock. The layout
-//! is a contract with the `analyze` tool; change it only together with that parser.
+//! is a contract with the `analyze` tool (`tools::report`); change it only together with that
+//! parser.
 //!
 //! Rows are keyed by **function** (not function + line as Bun does), which reads better for
 //! Rust where one hot function is often sampled on many lines; the Location column shows the
@@ -12,13 +17,29 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
+use crate::profiling::attribution::{self, Attribution, Subsystem};
 use crate::profiling::cpu::CpuProfile;
 use crate::profiling::symbols::{FrameInfo, UNKNOWN};
 
-const TREE_MAX_DEPTH: usize = 8;
+/// Levels of the call tree below the trimmed root (pass-through frames do not count).
+const TREE_MAX_DEPTH: usize = 12;
 const TREE_MIN_SHARE: f64 = 0.005;
 const DETAILS: usize = 10;
 const DETAIL_EDGES: usize = 10;
+/// Rows of `## Our Functions (Total Time)`.
+const OUR_FUNCTIONS: usize = 25;
+/// Deciding frames listed per subsystem, and `Other` stacks listed.
+const DECIDERS: usize = 3;
+const OTHER_STACKS: usize = 8;
+
+/// The last line of a complete CPU report (`analyze` refuses a file without it, or with a
+/// count that disagrees with the summary).
+pub fn end_marker(samples: u64) -> String {
+    format!("<!-- end of CPU profile: {samples} samples -->")
+}
+
+/// Prefix of `end_marker`, for readers.
+pub const END_MARKER_PREFIX: &str = "<!-- end of CPU profile: ";
 
 /// Per-function totals derived from the samples.
 #[derive(Debug, Default, Clone)]
@@ -39,6 +60,8 @@ pub struct CpuAnalysis {
     pub functions: Vec<FunctionStats>,
     /// (file, self samples), sorted by self samples.
     pub files: Vec<(String, u64)>,
+    /// Every sample charged to one subsystem on its whole stack.
+    pub attribution: Attribution,
     tree: Vec<TreeNode>,
 }
 
@@ -78,6 +101,26 @@ fn is_root_noise(function: &str) -> bool {
         || function == UNKNOWN
         || PREFIXES.iter().any(|p| function.starts_with(p))
         || PARTS.iter().any(|p| function.contains(p))
+}
+
+/// Frames between a caller and its callee that only pass control on (`catch_unwind`, closure
+/// call shims, thread-local access): dropped from call-tree paths so the tree reaches the
+/// handler within `TREE_MAX_DEPTH` levels. Hot Functions and totals keep them.
+fn is_pass_through(function: &str) -> bool {
+    const PREFIXES: [&str; 7] = [
+        "std::panic::catch_unwind",
+        "std::panicking::",
+        "__rust_try",
+        "core::ops::function::",
+        "<core::panic::unwind_safe::AssertUnwindSafe<",
+        "std::thread::local::LocalKey<",
+        "<alloc::boxed::Box<F,A> as core::ops::function::",
+    ];
+    PREFIXES.iter().any(|p| function.starts_with(p))
+}
+
+fn is_ours(function: &str) -> bool {
+    function.starts_with("auth_service::") || function.starts_with("<auth_service::")
 }
 
 pub fn analyze(profile: &CpuProfile) -> CpuAnalysis {
@@ -138,11 +181,17 @@ pub fn analyze(profile: &CpuProfile) -> CpuAnalysis {
             }
         }
 
-        // Call tree: root first, noise trimmed (but never everything).
+        // Call tree: root first, noise trimmed (but never everything), pass-through frames
+        // dropped (the leaf always stays).
         let mut path: Vec<&str> = frames.iter().rev().map(|f| f.function.as_str()).collect();
         let noise = path.iter().take_while(|f| is_root_noise(f)).count();
         if noise < path.len() {
             path.drain(..noise);
+        }
+        if path.len() > 1 {
+            let leaf = path.pop();
+            path.retain(|f| !is_pass_through(f));
+            path.extend(leaf);
         }
         let mut node = 0;
         tree[0].total += count;
@@ -188,10 +237,15 @@ pub fn analyze(profile: &CpuProfile) -> CpuAnalysis {
     });
     let mut files: Vec<(String, u64)> = files.into_iter().collect();
     files.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let attribution = attribution::attribute(profile.stacks.iter().map(|stack| {
+        let names: Vec<&str> = stack.frames.iter().map(|f| f.function.as_str()).collect();
+        (names, stack.thread_name.as_str(), stack.count)
+    }));
     CpuAnalysis {
         samples,
         functions,
         files,
+        attribution,
         tree,
     }
 }
@@ -344,8 +398,124 @@ pub fn render(profile: &CpuProfile, metadata: &[(String, String)]) -> String {
     }
     out.push('\n');
 
+    render_subsystems(&mut out, &analysis.attribution, &time);
+    render_our_functions(&mut out, &analysis, &time);
     render_metadata(&mut out, metadata);
+    out.push('\n');
+    out.push_str(&end_marker(samples));
+    out.push('\n');
     out
+}
+
+fn render_subsystems(out: &mut String, attribution: &Attribution, time: &dyn Fn(u64) -> String) {
+    let samples = attribution.samples;
+    out.push_str("## Subsystems (Whole Stack)\n\n");
+    out.push_str(
+        "Each sample is charged to exactly one subsystem: the innermost frame of this service or \
+         of a known dependency that names one decides, so kernel and libc frames (send, recv, \
+         futex, malloc) count for the subsystem that called them. `Socket I/O, inherent` is \
+         send/recv on the served sockets (under tiny_http or `server::`, not under `kong::`); \
+         `HTTP` is the rest of serving. A stack that names no subsystem goes by its thread's \
+         name, else to `Other`.\n\n",
+    );
+    out.push_str("| Key | Subsystem | Samples | Share | Time | Deciding frames | Covers |\n");
+    out.push_str("|-----|-----------|--------:|------:|-----:|-----------------|--------|\n");
+    for share in &attribution.shares {
+        let deciders: Vec<String> = share
+            .deciders
+            .iter()
+            .take(DECIDERS)
+            .map(|(name, count)| format!("{} {count}", code(name)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            share.subsystem.key(),
+            share.subsystem.name(),
+            share.samples,
+            percent(share.samples, samples),
+            time(share.samples),
+            deciders.join(", "),
+            share.subsystem.covers()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| total | Total | {samples} | {} | {} |  |  |\n",
+        percent(samples, samples),
+        time(samples)
+    );
+    out.push_str("| Measure | Samples | Share | Meaning |\n");
+    out.push_str("|---------|--------:|------:|---------|\n");
+    let measures = [
+        (
+            "kong_calls",
+            attribution.kong_calls,
+            "Kong lookups spent calling Kong (client, ureq, sockets, resolver threads), not in the cache",
+        ),
+        (
+            "allocation",
+            attribution.allocation,
+            "leaf in the allocator (malloc, free, our counting wrapper), whatever the subsystem",
+        ),
+        (
+            "lock_contention",
+            attribution.lock_contention,
+            "waiting for a contended lock, whatever the subsystem",
+        ),
+        (
+            "by_thread_name",
+            attribution.by_thread_name,
+            "charged by thread name: no frame named a subsystem",
+        ),
+    ];
+    for (key, count, meaning) in measures {
+        let _ = writeln!(
+            out,
+            "| {key} | {count} | {} | {meaning} |",
+            percent(count, samples)
+        );
+    }
+    out.push('\n');
+    let other = attribution.share(Subsystem::Other).samples;
+    if other > 0 {
+        out.push_str("**Other, top stacks** (leaf ← callers):\n\n");
+        for (stack, count) in attribution.other_stacks.iter().take(OTHER_STACKS) {
+            let _ = writeln!(out, "- {count} samples: {}", code(stack));
+        }
+        out.push('\n');
+    }
+}
+
+fn render_our_functions(out: &mut String, analysis: &CpuAnalysis, time: &dyn Fn(u64) -> String) {
+    let samples = analysis.samples;
+    out.push_str("## Our Functions (Total Time)\n\n");
+    out.push_str("| Total% | Total | Self% | Self | Function | Location |\n");
+    out.push_str("|-------:|------:|------:|-----:|----------|----------|\n");
+    let mut ours: Vec<&FunctionStats> = analysis
+        .functions
+        .iter()
+        .filter(|f| is_ours(&f.name) && f.total_samples > 0)
+        .collect();
+    ours.sort_by(|a, b| {
+        b.total_samples
+            .cmp(&a.total_samples)
+            .then(b.self_samples.cmp(&a.self_samples))
+            .then(a.name.cmp(&b.name))
+    });
+    for f in ours.into_iter().take(OUR_FUNCTIONS) {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            percent(f.total_samples, samples),
+            time(f.total_samples),
+            percent(f.self_samples, samples),
+            time(f.self_samples),
+            code(&f.name),
+            code(&f.location)
+        );
+    }
+    out.push('\n');
 }
 
 /// Children sorted by total (then name, so output is deterministic), depth-first.

@@ -21,6 +21,7 @@
 
 pub mod alloc;
 pub mod artifacts;
+pub mod attribution;
 pub mod cpu;
 pub mod cpu_report;
 pub mod flamegraph;
@@ -119,8 +120,8 @@ pub struct SlaContext {
     pub route: String,
     pub p95_ms: f64,
     pub p99_ms: f64,
-    pub threshold_p95_ms: u64,
-    pub threshold_p99_ms: u64,
+    pub threshold_p95_ms: f64,
+    pub threshold_p99_ms: f64,
     pub window_samples: usize,
 }
 

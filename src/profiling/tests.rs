@@ -150,8 +150,8 @@ fn auto_stop_writes_artifacts_and_pprof_returns_bytes() {
         route: "/tokens".into(),
         p95_ms: 120.5,
         p99_ms: 250.0,
-        threshold_p95_ms: 100,
-        threshold_p99_ms: 200,
+        threshold_p95_ms: 100.0,
+        threshold_p99_ms: 200.0,
         window_samples: 100,
     });
     profiler.start(request).unwrap();

@@ -24,10 +24,13 @@ use crate::metrics::RouteLabel;
 const MAX_HEADER_VALUE_BYTES: usize = 8 * 1024;
 const MAX_HEADER_BYTES: usize = 32 * 1024;
 
-/// Answers one request. `taken_at` is when the worker took it off the queue: latency is
-/// measured from there to the response being written.
+/// Answers one request. `taken_at` is when the worker took it off the queue: the service time
+/// (`http_request_duration_seconds`) runs from there to the response being handed to the
+/// socket; the latency the SLA monitor sees, what a client feels, runs from the request's
+/// first byte being read, so the wait in the queue counts.
 /// `cors_lines` are this server's CORS header lines, rendered once by `cors_header_lines`.
 pub fn serve(app: &App, cors_lines: &[u8], raw: tiny_http::Request, taken_at: Instant) {
+    let received_at = raw.received_at();
     let method = Method::parse(raw.method().as_str());
     let declared_body = raw.body_length().unwrap_or(0) as u64;
     // One pass over the headers: the size limits, the inbound request id, and our borrowed view.
@@ -99,15 +102,24 @@ pub fn serve(app: &App, cors_lines: &[u8], raw: tiny_http::Request, taken_at: In
     let log_context = log::log_enabled!(log::Level::Debug)
         .then(|| (request.path.to_owned(), request_id.to_owned()));
     drop(request);
+    // Recorded before the response leaves: a client that reads `/metrics` right after its
+    // answer must find its request counted. Sending is one non-blocking `send` (the fork's
+    // writer never waits on a client), so the interval ends where the bytes are handed over.
+    let answered_at = Instant::now();
+    let elapsed = answered_at.saturating_duration_since(taken_at);
+    app.metrics.record_request(route, method, status, elapsed);
+    app.metrics
+        .record_queue_wait(route, taken_at.saturating_duration_since(received_at));
+    // The side path: a non-blocking `try_send`; a full channel drops the sample and counts it.
+    // What a client feels: from its request being read, queue wait included.
+    app.samples.record(
+        route,
+        answered_at.saturating_duration_since(received_at),
+        status,
+    );
     if let Err(err) = raw.respond(outgoing) {
         log::debug!("client went away before the response was written: {err}");
     }
-    // Latency for metrics and the SLA monitor: from the worker taking the request off
-    // tiny_http's queue to the response being written; queueing before that is not included.
-    let elapsed = taken_at.elapsed();
-    app.metrics.record_request(route, method, status, elapsed);
-    // The side path: a non-blocking `try_send`; a full channel drops the sample and counts it.
-    app.samples.record(route, elapsed, status);
     if let Some((path, request_id)) = log_context {
         log::debug!(
             "{} {path} -> {status} in {:.3}ms (request {request_id})",

@@ -2,19 +2,22 @@
 //! (or hands it to serde for JSON).
 //!
 //! Pure: takes parsed profiles and their display names, returns values and strings. The
-//! judgement (categories, limits, severities, action items) lives in `recommend`.
+//! judgement lives elsewhere: shares in `categories`, growth in `growth`, limits in `budgets`,
+//! findings in `recommend`.
 
 use serde::Serialize;
 
+use crate::profiling::attribution::Subsystem;
+use crate::tools::budgets::Severity;
+use crate::tools::categories::{self, Method, SubsystemShare, SymptomShare};
+use crate::tools::growth::{Growth, MIN_WINDOW_SECONDS, NotJudged};
 use crate::tools::markdown::{code, render_table};
-use crate::tools::recommend::{self, CategoryShare, Finding, Severity};
-use crate::tools::report::{
-    CpuReport, FunctionShare, HeapReport, Layout, MIN_GROWTH_WINDOW_SECONDS, Profile, Site,
-};
+use crate::tools::recommend::{self, Busy, Finding};
+use crate::tools::report::{CpuReport, FunctionShare, HeapReport, Layout, Profile, Site};
 use crate::tools::units::{format_bytes, format_duration, format_signed_bytes};
 
 const TOP_FUNCTIONS: usize = 10;
-const OUR_FUNCTIONS: usize = 5;
+const OUR_FUNCTIONS: usize = 10;
 const TOP_SITES: usize = 10;
 
 #[derive(Debug, Serialize)]
@@ -43,16 +46,30 @@ pub struct CpuSummary {
     pub interval_seconds: Option<f64>,
     pub functions: Option<u64>,
     pub cpu_seconds: Option<f64>,
+    /// Samples over duration × frequency: the cores busy on average (`None` when unknown).
+    pub busy_cores: Option<f64>,
     pub trigger: Option<String>,
     pub route: Option<String>,
     /// p95 and p99 against their SLA thresholds; empty when the metadata has no latency.
     pub latency: Vec<Latency>,
     pub top_functions: Vec<FunctionShare>,
-    /// This service's own functions (`auth_service::`) by total time: where to start reading
-    /// when the top of the profile is syscalls and the allocator.
+    /// This service's own functions (`auth_service::`) by total time, zero self time included:
+    /// where to start reading when the top of the profile is syscalls and the allocator.
     pub our_functions: Vec<FunctionShare>,
-    pub categories: Vec<CategoryShare>,
-    pub uncategorized_percent: f64,
+    /// How the subsystem shares were obtained.
+    pub attribution: Method,
+    /// One per subsystem, adding up to 100 % of the samples.
+    pub subsystems: Vec<SubsystemShare>,
+    pub symptoms: Vec<SymptomShare>,
+    /// The remainder no rule named (`Other`).
+    pub other_percent: f64,
+    /// Kernel send/recv on the served sockets: inherent, shown, not budgeted.
+    pub socket_io_percent: f64,
+    /// CPU of that socket I/O per request, when the metadata has a request count.
+    pub socket_io_us_per_request: Option<f64>,
+    pub kong_calls_percent: Option<f64>,
+    /// False when the profile has too few samples for budgets to mean anything.
+    pub budgets_judged: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -70,8 +87,15 @@ pub struct MemorySummary {
     pub peak_bytes: Option<u64>,
     pub rss_bytes: Option<u64>,
     pub steady_bytes: Option<u64>,
+    /// The profiler's own heap, apart from the service's (when the report tells them apart).
+    pub profiler_bytes: Option<u64>,
+    /// The least-squares slope, when the timeline is long enough to judge.
     pub growth_bytes_per_hour: Option<f64>,
     pub growth_window_seconds: Option<f64>,
+    /// Within the noise floor: not growth, whatever the slope.
+    pub growth_flat: Option<bool>,
+    pub growth: Option<Growth>,
+    pub growth_not_judged: Option<NotJudged>,
     pub allocations: Option<u64>,
     pub bytes_allocated: Option<u64>,
     pub top_in_use: Vec<Site>,
@@ -107,26 +131,23 @@ pub fn analyze(profiles: &[(String, Profile)]) -> Analysis {
                 let summary = memory(name, report);
                 analysis.findings.extend(recommend::memory_findings(
                     name,
-                    summary.growth_bytes_per_hour,
+                    summary.growth.as_ref(),
                     summary.peak_bytes,
                     summary.steady_bytes,
+                    report.in_use.first(),
                 ));
                 analysis.memory.push(summary);
             }
         }
     }
-    analysis.findings.sort_by(|a, b| {
-        a.severity
-            .cmp(&b.severity)
-            .then((b.measured / b.limit).total_cmp(&(a.measured / a.limit)))
-    });
+    recommend::rank(&mut analysis.findings);
     analysis.budget_crossed = !analysis.findings.is_empty();
     analysis
 }
 
 fn cpu(name: &str, report: &CpuReport) -> (CpuSummary, Vec<Finding>) {
     let functions = report.functions();
-    let (categories, uncategorized) = recommend::category_shares(&functions);
+    let shares = categories::shares(report);
     let meta = &report.metadata;
     let mut latency = Vec::new();
     let mut over = Vec::new();
@@ -148,9 +169,27 @@ fn cpu(name: &str, report: &CpuReport) -> (CpuSummary, Vec<Finding>) {
             over.push((percentile, measured, threshold));
         }
     }
+    let busy = match (report.samples, report.possible_samples()) {
+        (Some(samples), Some(possible)) => Some(Busy { samples, possible }),
+        _ => None,
+    };
     let route = meta.get("route").map(str::to_owned);
-    let mut findings = recommend::cpu_findings(name, &categories, report.cpu_seconds());
-    findings.extend(recommend::latency_findings(name, route.as_deref(), &over));
+    let mut findings = recommend::cpu_findings(name, &shares, report.cpu_seconds());
+    findings.extend(recommend::latency_findings(
+        name,
+        route.as_deref(),
+        &over,
+        busy,
+    ));
+    let socket = shares.percent(Subsystem::SocketIo);
+    let socket_per_request = match (report.cpu_seconds(), meta.number("requests")) {
+        (Some(cpu), Some(requests)) if requests > 0.0 && shares.method == Method::WholeStack => {
+            Some(cpu * socket / 100.0 / requests * 1e6)
+        }
+        _ => None,
+    };
+    let mut ours = report.our_functions();
+    ours.truncate(OUR_FUNCTIONS);
     let summary = CpuSummary {
         source: name.to_owned(),
         layout: report.layout,
@@ -161,29 +200,39 @@ fn cpu(name: &str, report: &CpuReport) -> (CpuSummary, Vec<Finding>) {
         interval_seconds: report.interval_s,
         functions: report.function_count,
         cpu_seconds: report.cpu_seconds(),
+        busy_cores: busy.map(Busy::cores),
         trigger: meta.get("trigger").map(str::to_owned),
         route,
         latency,
-        our_functions: our_functions(&functions),
+        our_functions: ours,
         top_functions: functions.into_iter().take(TOP_FUNCTIONS).collect(),
-        categories,
-        uncategorized_percent: uncategorized,
+        attribution: shares.method,
+        other_percent: shares.percent(Subsystem::Other),
+        socket_io_percent: socket,
+        socket_io_us_per_request: socket_per_request,
+        kong_calls_percent: shares.kong_calls_percent,
+        budgets_judged: shares.judged,
+        subsystems: shares.subsystems,
+        symptoms: shares.symptoms,
     };
     (summary, findings)
 }
 
 fn memory(name: &str, report: &HeapReport) -> MemorySummary {
-    let window = report
-        .growth_window()
-        .map(|(first, last)| last.time_s - first.time_s);
+    let fit = report.growth();
+    let growth = fit.as_ref().ok().cloned();
     MemorySummary {
         source: name.to_owned(),
         live_bytes: report.live_bytes,
         peak_bytes: report.peak_bytes,
         rss_bytes: report.rss_bytes,
         steady_bytes: report.steady_bytes(),
-        growth_bytes_per_hour: report.growth_per_hour(),
-        growth_window_seconds: window,
+        profiler_bytes: report.profiler_bytes,
+        growth_bytes_per_hour: growth.as_ref().map(|g| g.bytes_per_hour),
+        growth_window_seconds: growth.as_ref().map(|g| g.window_seconds),
+        growth_flat: growth.as_ref().map(|g| g.flat),
+        growth_not_judged: fit.err(),
+        growth,
         allocations: report.allocations,
         bytes_allocated: report.bytes_allocated,
         top_in_use: report.in_use.iter().take(TOP_SITES).cloned().collect(),
@@ -235,14 +284,25 @@ pub fn render(analysis: &Analysis) -> String {
             out.push_str(&format!("### {}\n\n", code(&cpu.source)));
         }
         out.push_str(&top_functions_table(cpu));
-        out.push_str("\n**CPU by category** (each function counted once):\n\n");
+        out.push_str(&format!(
+            "\n**CPU by subsystem** ({}; shares add up to 100%):\n\n",
+            cpu.attribution.describe()
+        ));
         if cpu.layout == Some(Layout::Bun) {
             out.push_str(
                 "This is a Bun/Deno profile: JavaScript function names do not map to this \
-                 service's Rust categories, so they count as uncategorized.\n\n",
+                 service's subsystems, so they count as Other.\n\n",
             );
         }
-        out.push_str(&categories_table(cpu));
+        if !cpu.budgets_judged {
+            out.push_str(&format!(
+                "Too few samples ({}) to judge budgets: shares are shown, not judged.\n\n",
+                cpu.samples.unwrap_or(0)
+            ));
+        }
+        out.push_str(&subsystems_table(cpu));
+        out.push('\n');
+        out.push_str(&symptoms_table(cpu));
         out.push('\n');
     }
 
@@ -285,6 +345,12 @@ fn performance_table(cpu: &CpuSummary) -> String {
         ],
         vec!["Functions".into(), or_na(cpu.functions, |n| n.to_string())],
     ];
+    if let (Some(cores), Some(samples)) = (cpu.busy_cores, cpu.samples) {
+        rows.push(vec![
+            "CPU busy".into(),
+            format!("{cores:.2} cores on average ({samples} samples over the duration)"),
+        ]);
+    }
     if let Some(trigger) = &cpu.trigger {
         rows.push(vec!["Trigger".into(), trigger.clone()]);
     }
@@ -314,27 +380,13 @@ fn performance_table(cpu: &CpuSummary) -> String {
     render_table(&["Metric", "Value"], &[false, false], &rows)
 }
 
-/// Our functions by total time, largest first; the request entry points come out on top.
-fn our_functions(functions: &[FunctionShare]) -> Vec<FunctionShare> {
-    let mut ours: Vec<FunctionShare> = functions
-        .iter()
-        .filter(|f| {
-            f.function.starts_with("auth_service::") || f.function.starts_with("<auth_service::")
-        })
-        .cloned()
-        .collect();
-    ours.sort_by(|a, b| {
-        let total = |f: &FunctionShare| f.total_percent.unwrap_or(f.self_percent);
-        total(b).total_cmp(&total(a))
-    });
-    ours.truncate(OUR_FUNCTIONS);
-    ours
-}
-
 fn top_functions_table(cpu: &CpuSummary) -> String {
     let mut out = functions_table(&cpu.top_functions);
     if !cpu.our_functions.is_empty() {
-        out.push_str("\n**This service's functions** (`auth_service::`, by total time):\n\n");
+        out.push_str(
+            "\n**This service's functions** (`auth_service::`, by total time, zero self time \
+             included):\n\n",
+        );
         out.push_str(&functions_table(&cpu.our_functions));
     }
     out
@@ -361,10 +413,7 @@ fn functions_table(functions: &[FunctionShare]) -> String {
                 } else {
                     code(&f.location)
                 },
-                recommend::categorize(&f.function)
-                    .map(|s| s.name)
-                    .unwrap_or("-")
-                    .to_owned(),
+                categories::leaf_label(&f.function).to_owned(),
             ]
         })
         .collect();
@@ -377,49 +426,117 @@ fn functions_table(functions: &[FunctionShare]) -> String {
     )
 }
 
-fn categories_table(cpu: &CpuSummary) -> String {
-    let mut rows: Vec<Vec<String>> = cpu
-        .categories
+fn status(severity: Option<Severity>) -> &'static str {
+    severity.map(Severity::as_str).unwrap_or("ok")
+}
+
+fn subsystems_table(cpu: &CpuSummary) -> String {
+    let rows: Vec<Vec<String>> = cpu
+        .subsystems
         .iter()
-        .map(|c| {
-            let limit = match c.limit_kind {
-                "below" => format!("< {:.0}%", c.limit_percent),
-                _ => format!("flag > {:.0}%", c.limit_percent),
+        .map(|share| {
+            let subsystem = share.subsystem();
+            let (limit, state) = match share.limit_percent {
+                Some(limit) if cpu.budgets_judged => {
+                    (format!("< {limit:.0}%"), status(share.severity).to_owned())
+                }
+                Some(limit) => (format!("< {limit:.0}%"), "not judged".into()),
+                None if subsystem == Subsystem::SocketIo => (
+                    match cpu.socket_io_us_per_request {
+                        Some(us) => format!("inherent, not budgeted ({us:.1} us CPU/request)"),
+                        None => "inherent, not budgeted".into(),
+                    },
+                    "-".into(),
+                ),
+                None => ("not budgeted".into(), "-".into()),
             };
+            let top: Vec<String> = share
+                .top
+                .iter()
+                .map(|(f, p)| format!("{} {p:.1}%", code(f)))
+                .collect();
             vec![
-                c.name.to_owned(),
-                format!("{:.1}%", c.self_percent),
+                share.name.to_owned(),
+                format!("{:.1}%", share.percent),
                 limit,
-                c.severity.map(Severity::as_str).unwrap_or("ok").to_owned(),
+                state,
+                top.join(", "),
             ]
         })
         .collect();
-    rows.push(vec![
-        "Uncategorized".into(),
-        format!("{:.1}%", cpu.uncategorized_percent),
-        "-".into(),
-        "-".into(),
-    ]);
-    render_table(
-        &["Category", "Self%", "Limit", "Status"],
+    let mut out = render_table(
+        &["Subsystem", "Share", "Budget", "Status", "Top frames"],
+        &[false, true, false, false, false],
+        &rows,
+    );
+    if let Some(calls) = cpu.kong_calls_percent {
+        out.push_str(&format!(
+            "\nOf Kong lookups, {calls:.1}% of CPU is calls to Kong (client, ureq, sockets, \
+             resolver threads), the part a cache hit avoids.\n"
+        ));
+    }
+    out
+}
+
+fn symptoms_table(cpu: &CpuSummary) -> String {
+    let rows: Vec<Vec<String>> = cpu
+        .symptoms
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.to_owned(),
+                format!("{:.1}%", s.percent),
+                format!("flag > {:.0}%", s.limit_percent),
+                if cpu.budgets_judged {
+                    status(s.severity).to_owned()
+                } else {
+                    "not judged".into()
+                },
+            ]
+        })
+        .collect();
+    let mut out = String::from(
+        "**Symptoms** (across subsystems, already counted in their shares above):\n\n",
+    );
+    out.push_str(&render_table(
+        &["Symptom", "Share", "Limit", "Status"],
         &[false, true, false, false],
         &rows,
-    )
+    ));
+    out
 }
 
 fn memory_section(memory: &MemorySummary) -> String {
     let bytes = |v: Option<u64>| or_na(v, format_bytes);
-    let growth = match (memory.growth_bytes_per_hour, memory.growth_window_seconds) {
-        (Some(rate), Some(window)) => format!(
-            "{}/h (first to last growth row after start-up, over {})",
-            format_signed_bytes(rate as i64),
-            format_duration(window)
+    let growth = match (&memory.growth, &memory.growth_not_judged) {
+        (Some(g), _) if g.flat => format!(
+            "flat: {} over {} (least-squares fit over {} points), within the noise floor of {}",
+            format_signed_bytes(g.fitted_bytes as i64),
+            format_duration(g.window_seconds),
+            g.points_used,
+            format_bytes(g.noise_floor_bytes as u64)
         ),
-        _ => {
-            format!("not judged (the growth timeline is shorter than {MIN_GROWTH_WINDOW_SECONDS}s)")
-        }
+        (Some(g), _) => format!(
+            "{}/h (least-squares fit over {} points in {}{})",
+            format_signed_bytes(g.bytes_per_hour as i64),
+            g.points_used,
+            format_duration(g.window_seconds),
+            if g.tail_points_dropped > 0 {
+                format!(
+                    "; {} report-building tail point(s) left out",
+                    g.tail_points_dropped
+                )
+            } else {
+                String::new()
+            }
+        ),
+        (None, Some(NotJudged::TooShort { window_seconds })) => format!(
+            "not judged (the growth timeline covers {}, shorter than {MIN_WINDOW_SECONDS:.0}s)",
+            format_duration(*window_seconds)
+        ),
+        _ => "not judged (fewer than two growth points)".to_owned(),
     };
-    let rows = vec![
+    let mut rows = vec![
         vec!["Live heap".into(), bytes(memory.live_bytes)],
         vec!["Peak heap".into(), bytes(memory.peak_bytes)],
         vec!["RSS".into(), bytes(memory.rss_bytes)],
@@ -431,6 +548,15 @@ fn memory_section(memory: &MemorySummary) -> String {
         ],
         vec!["Bytes allocated".into(), bytes(memory.bytes_allocated)],
     ];
+    if let Some(profiler) = memory.profiler_bytes {
+        rows.push(vec![
+            "Profiler heap".into(),
+            format!(
+                "{} (the profiler's own, not in the rows above)",
+                format_bytes(profiler)
+            ),
+        ]);
+    }
     let mut out = render_table(&["Metric", "Value"], &[false, false], &rows);
     out.push_str("\n**Top in-use allocation sites:**\n\n");
     if memory.top_in_use.is_empty() {
@@ -476,9 +602,10 @@ fn measure(value: f64, unit: &str) -> String {
 
 fn findings_section(findings: &[Finding]) -> String {
     if findings.is_empty() {
-        return "No budget crossed: every CPU category is within its budget (Kong < 15%, JWT \
-                < 40%, JSON < 8%, HTTP < 12%), lock contention and allocation churn are under \
-                their flags, and memory (when given) is within its limits.\n"
+        return "No budget crossed: every budgeted subsystem is within its budget (Kong < 15%, \
+                JWT < 40%, JSON < 8%, HTTP < 12%; socket I/O is inherent and not budgeted), lock \
+                contention and allocation churn are under their flags, latency (when given) is \
+                within its SLA, and memory (when given) is within its limits.\n"
             .into();
     }
     let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();

@@ -1,12 +1,12 @@
 //! The `compare` report: summary deltas, per-function Self% before and after, new and vanished
-//! hot functions, category and heap deltas between two profiles of the same kind.
+//! hot functions, subsystem and heap deltas between two profiles of the same kind.
 //!
 //! Pure: takes two parsed profiles, returns a `Comparison` (serde for JSON) and its Markdown.
 
 use serde::Serialize;
 
+use crate::tools::categories::{self, Method};
 use crate::tools::markdown::{code, render_table};
-use crate::tools::recommend;
 use crate::tools::report::{CpuReport, FunctionShare, HeapReport, Profile};
 use crate::tools::units::{format_bytes, format_duration, format_signed_bytes};
 
@@ -24,7 +24,9 @@ pub struct Comparison {
     pub functions: Vec<FunctionDelta>,
     pub new_hot: Vec<FunctionDelta>,
     pub vanished: Vec<FunctionDelta>,
+    /// CPU by subsystem, and how each side's shares were obtained (`whole_stack`/`leaf_only`).
     pub categories: Vec<Delta>,
+    pub attribution: Option<(Method, Method)>,
     pub heap: Vec<Delta>,
 }
 
@@ -111,6 +113,7 @@ pub fn compare(
         new_hot: Vec::new(),
         vanished: Vec::new(),
         categories: Vec::new(),
+        attribution: None,
         heap: Vec::new(),
     };
     match (base, new) {
@@ -200,26 +203,16 @@ fn compare_cpu(out: &mut Comparison, base: &CpuReport, new: &CpuReport) {
         .map(|f| delta_of(&f.function))
         .collect();
 
-    let (base_cats, base_other) = recommend::category_shares(&base_fns);
-    let (new_cats, new_other) = recommend::category_shares(&new_fns);
-    out.categories = base_cats
+    // Whole-stack shares when a side has them, leaf-only otherwise (see `categories`).
+    let base_shares = categories::shares(base);
+    let new_shares = categories::shares(new);
+    out.categories = base_shares
+        .subsystems
         .iter()
-        .zip(&new_cats)
-        .map(|(b, n)| {
-            Delta::new(
-                b.name,
-                Unit::Percent,
-                Some(b.self_percent),
-                Some(n.self_percent),
-            )
-        })
+        .zip(&new_shares.subsystems)
+        .map(|(b, n)| Delta::new(b.name, Unit::Percent, Some(b.percent), Some(n.percent)))
         .collect();
-    out.categories.push(Delta::new(
-        "Uncategorized",
-        Unit::Percent,
-        Some(base_other),
-        Some(new_other),
-    ));
+    out.attribution = Some((base_shares.method, new_shares.method));
 }
 
 fn compare_heap(base: &HeapReport, new: &HeapReport) -> Vec<Delta> {
@@ -247,8 +240,12 @@ fn compare_heap(base: &HeapReport, new: &HeapReport) -> Vec<Delta> {
         (
             "Growth",
             Unit::BytesPerHour,
-            base.growth_per_hour(),
-            new.growth_per_hour(),
+            base.growth()
+                .ok()
+                .map(|g| if g.flat { 0.0 } else { g.bytes_per_hour }),
+            new.growth()
+                .ok()
+                .map(|g| if g.flat { 0.0 } else { g.bytes_per_hour }),
         ),
         (
             "Allocations",
@@ -372,7 +369,17 @@ pub fn render(c: &Comparison) -> String {
              {HOT_FLOOR_PERCENT}% in the new profile.\n\n"
         ));
         out.push_str(&function_list(&c.vanished, false));
-        out.push_str("\n## CPU by Category\n\n");
+        out.push_str("\n## CPU by Subsystem\n\n");
+        if let Some((base, new)) = c.attribution
+            && base != new
+        {
+            out.push_str(&format!(
+                "The two sides were attributed differently (base: {}; new: {}): kernel and libc \
+                 time moves between subsystems for that reason alone.\n\n",
+                base.describe(),
+                new.describe()
+            ));
+        }
         out.push_str(&deltas_table(&c.categories));
     } else {
         out.push_str("## Heap\n\n");

@@ -5,8 +5,13 @@
 //! read env vars. Only `storage` touches the profiles dir, and never outside it; `report::load`
 //! reads profile files; everything else is pure and returns strings for `cmd/` to print.
 
+pub mod advice;
 pub mod analysis;
+pub mod budgets;
+pub mod categories;
 pub mod comparison;
+pub mod completeness;
+pub mod growth;
 pub mod markdown;
 pub mod recommend;
 pub mod report;

@@ -3,7 +3,9 @@
 //!
 //! Owns the layout knowledge (section names, column names, metadata keys). `parse` is pure;
 //! `load` is the only function here that touches the filesystem. Unknown sections and columns
-//! are ignored; a document that is neither a CPU nor a heap profile is an error.
+//! are ignored; a document that is neither a CPU nor a heap profile is an error, and so is one
+//! that is not complete (`tools::completeness`): a truncated profile must never read as a
+//! quiet one.
 
 use std::collections::BTreeMap;
 use std::error::Error as StdError;
@@ -12,6 +14,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::tools::completeness;
+use crate::tools::growth::{self, Growth, NotJudged};
 use crate::tools::markdown::{self, Table, strip_code};
 use crate::tools::units::{parse_bytes, parse_count, parse_duration, parse_number, parse_percent};
 
@@ -48,7 +52,40 @@ pub struct CpuReport {
     pub function_count: Option<u64>,
     /// Rows of `## Hot Functions (Self Time)`, in file order (one per function and line).
     pub hot: Vec<HotRow>,
+    /// Rows of `## Call Tree (Total Time)`, indentation dropped (one per tree node).
+    pub tree: Vec<HotRow>,
+    /// Rows of our `## Our Functions (Total Time)`; empty in Bun's layout and older files.
+    pub ours: Vec<HotRow>,
+    /// Our `## Subsystems (Whole Stack)` section; `None` in Bun's layout and older files.
+    pub subsystems: Option<SubsystemTable>,
     pub metadata: Metadata,
+}
+
+/// The whole-stack attribution the profiler wrote (`profiling::attribution`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SubsystemTable {
+    pub rows: Vec<SubsystemRow>,
+    /// The `total` row's samples.
+    pub total: Option<u64>,
+    /// `kong_calls`, `allocation`, `lock_contention`, `by_thread_name` → (samples, percent).
+    pub measures: BTreeMap<String, (u64, f64)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubsystemRow {
+    pub key: String,
+    pub name: String,
+    pub samples: u64,
+    pub percent: f64,
+    /// The frames that decided, with their samples, largest first.
+    pub deciders: Vec<(String, u64)>,
+}
+
+impl SubsystemTable {
+    /// A measure's share of all samples, in percent.
+    pub fn measure_percent(&self, key: &str) -> Option<f64> {
+        self.measures.get(key).map(|(_, percent)| *percent)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -114,6 +151,64 @@ impl CpuReport {
     pub fn cpu_seconds(&self) -> Option<f64> {
         self.metadata.number("cpu_seconds")
     }
+
+    /// This service's functions (`auth_service::`) by total time, largest first: our
+    /// `## Our Functions (Total Time)` when present (it lists functions with no self time too),
+    /// else the largest total of each function in Hot Functions and the call tree.
+    pub fn our_functions(&self) -> Vec<FunctionShare> {
+        let ours = |f: &str| f.starts_with("auth_service::") || f.starts_with("<auth_service::");
+        let rows: Vec<&HotRow> = if self.ours.is_empty() {
+            self.hot.iter().chain(&self.tree).collect()
+        } else {
+            self.ours.iter().collect()
+        };
+        let mut merged: Vec<FunctionShare> = Vec::new();
+        for row in rows.into_iter().filter(|r| ours(&r.function)) {
+            let total = row.total_pct.unwrap_or(row.self_pct);
+            match merged.iter_mut().find(|f| f.function == row.function) {
+                Some(share) => {
+                    if total > share.total_percent.unwrap_or(0.0) {
+                        share.total_percent = Some(total);
+                    }
+                }
+                None => merged.push(FunctionShare {
+                    function: row.function.clone(),
+                    self_percent: row.self_pct,
+                    self_seconds: row.self_s,
+                    total_percent: Some(total),
+                    location: row.location.clone(),
+                }),
+            }
+        }
+        // Self time comes from Hot Functions (the tree's self is per node, not per function).
+        if self.ours.is_empty() {
+            let hot = self.functions();
+            for share in &mut merged {
+                let own = hot.iter().find(|f| f.function == share.function);
+                share.self_percent = own.map_or(0.0, |f| f.self_percent);
+                share.self_seconds = own.and_then(|f| f.self_seconds);
+            }
+        }
+        merged.sort_by(|a, b| {
+            let total = |f: &FunctionShare| f.total_percent.unwrap_or(f.self_percent);
+            total(b).total_cmp(&total(a))
+        });
+        merged
+    }
+
+    /// Samples for one CPU-second of one core: `duration × frequency` (from the metadata, else
+    /// the summary's duration and interval). `None` when neither is known.
+    pub fn possible_samples(&self) -> Option<f64> {
+        let duration = self
+            .metadata
+            .number("duration_seconds")
+            .or(self.duration_s)?;
+        let hz = self
+            .metadata
+            .number("frequency_hz")
+            .or_else(|| self.interval_s.filter(|i| *i > 0.0).map(|i| 1.0 / i))?;
+        (duration > 0.0 && hz > 0.0).then_some(duration * hz)
+    }
 }
 
 /// The `## Profile Metadata` table, keys as written.
@@ -136,6 +231,10 @@ impl Metadata {
 #[derive(Debug, Clone, Default)]
 pub struct HeapReport {
     pub live_bytes: Option<u64>,
+    /// The profiler's own heap (sample tables, symbols, report building), counted apart from
+    /// the service's by writers that can tell them apart.
+    pub profiler_bytes: Option<u64>,
+    pub profiler_peak_bytes: Option<u64>,
     pub peak_bytes: Option<u64>,
     pub rss_bytes: Option<u64>,
     pub peak_rss_bytes: Option<u64>,
@@ -158,6 +257,9 @@ pub struct GrowthPoint {
     pub time_s: f64,
     pub live_bytes: u64,
     pub rss_bytes: Option<u64>,
+    /// Taken while the profiler built its report (the writer marks such rows); not service
+    /// growth.
+    pub report_tail: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -171,35 +273,22 @@ pub struct Site {
     pub location: String,
 }
 
-/// Growth shorter than this is reported as not judged.
-pub const MIN_GROWTH_WINDOW_SECONDS: f64 = 30.0;
-
 impl HeapReport {
-    /// The part of the growth timeline a rate is judged on: from the first row after the
-    /// session's own start-up allocations (a session begins by allocating its tables, e.g.
-    /// pprof's sample buckets, in its first second) to the last row. `None` when that leaves
-    /// less than `MIN_GROWTH_WINDOW_SECONDS`: extrapolating seconds to an hour only measures
-    /// noise.
-    pub fn growth_window(&self) -> Option<(&GrowthPoint, &GrowthPoint)> {
-        let last = self.growth.last()?;
-        let first = match self.growth.as_slice() {
-            [first, second, _, ..] if first.time_s < 1.0 && second.time_s <= 2.0 => second,
-            [first, ..] => first,
-            [] => return None,
-        };
-        (last.time_s - first.time_s >= MIN_GROWTH_WINDOW_SECONDS).then_some((first, last))
+    /// The growth fit over the timeline (`tools::growth`).
+    pub fn growth(&self) -> Result<Growth, NotJudged> {
+        growth::fit(&self.growth, self.duration_s)
     }
 
-    /// Live-heap growth in bytes per hour over `growth_window`.
-    pub fn growth_per_hour(&self) -> Option<f64> {
-        let (first, last) = self.growth_window()?;
-        let elapsed = last.time_s - first.time_s;
-        Some((last.live_bytes as f64 - first.live_bytes as f64) / elapsed * 3600.0)
-    }
-
-    /// Live bytes at the end: the last growth row, else the summary's live heap.
+    /// Live bytes at the end of the session: the last growth row that is not report-building
+    /// tail (marked, or after the stated duration), else the summary's live heap.
     pub fn steady_bytes(&self) -> Option<u64> {
-        self.growth.last().map(|p| p.live_bytes).or(self.live_bytes)
+        let end = self.duration_s.map_or(f64::INFINITY, |d| d + 0.5);
+        self.growth
+            .iter()
+            .rev()
+            .find(|p| !p.report_tail && p.time_s <= end)
+            .map(|p| p.live_bytes)
+            .or(self.live_bytes)
     }
 }
 
@@ -207,8 +296,8 @@ impl HeapReport {
 pub enum ParseError {
     /// The first heading is not one we know.
     UnknownLayout { heading: Option<String> },
-    /// A CPU profile without its Hot Functions table.
-    NoHotFunctions,
+    /// A profile that stops early or contradicts itself (`tools::completeness`).
+    Incomplete { reason: String },
 }
 
 impl fmt::Display for ParseError {
@@ -221,7 +310,7 @@ impl fmt::Display for ParseError {
             ParseError::UnknownLayout { heading: None } => {
                 f.write_str("no '# CPU Profile' or '# Heap Profile' heading")
             }
-            ParseError::NoHotFunctions => f.write_str("no '## Hot Functions (Self Time)' table"),
+            ParseError::Incomplete { reason } => f.write_str(reason),
         }
     }
 }
@@ -244,6 +333,14 @@ impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LoadError::Read { path, .. } => write!(f, "cannot read profile {}", path.display()),
+            LoadError::Parse {
+                path,
+                source: ParseError::Incomplete { .. },
+            } => write!(
+                f,
+                "{} is incomplete or truncated, refusing to analyze it",
+                path.display()
+            ),
             LoadError::Parse { path, .. } => {
                 write!(f, "{} is not a CPU or heap profile", path.display())
             }
@@ -289,11 +386,11 @@ pub fn parse(text: &str) -> Result<Profile, ParseError> {
     let first = sections.iter().find(|s| s.level == 1).map(|s| s.title);
     let has = |title: &str| sections.iter().any(|s| s.title.starts_with(title));
     match first {
-        Some("CPU Profile") => parse_cpu(&sections).map(Profile::Cpu),
-        Some("Heap Profile") => Ok(Profile::Heap(parse_heap(&sections))),
-        _ if has("Hot Functions") => parse_cpu(&sections).map(Profile::Cpu),
+        Some("CPU Profile") => parse_cpu(text, &sections).map(Profile::Cpu),
+        Some("Heap Profile") => parse_heap(text, &sections).map(Profile::Heap),
+        _ if has("Hot Functions") => parse_cpu(text, &sections).map(Profile::Cpu),
         _ if has("Growth Over Time") || has("Top Allocation Sites") => {
-            Ok(Profile::Heap(parse_heap(&sections)))
+            parse_heap(text, &sections).map(Profile::Heap)
         }
         other => Err(ParseError::UnknownLayout {
             heading: other.map(|h| h.chars().take(60).collect()),
@@ -301,7 +398,7 @@ pub fn parse(text: &str) -> Result<Profile, ParseError> {
     }
 }
 
-fn section<'a>(
+pub(crate) fn section<'a>(
     sections: &'a [markdown::Section<'a>],
     prefix: &str,
 ) -> Option<&'a markdown::Section<'a>> {
@@ -320,7 +417,7 @@ fn metadata(sections: &[markdown::Section<'_>]) -> Option<Metadata> {
     ))
 }
 
-fn parse_cpu(sections: &[markdown::Section<'_>]) -> Result<CpuReport, ParseError> {
+fn parse_cpu(text: &str, sections: &[markdown::Section<'_>]) -> Result<CpuReport, ParseError> {
     let mut report = CpuReport::default();
     // The summary table sits under `# CPU Profile`, before any `##`.
     if let Some(summary) = sections
@@ -336,16 +433,82 @@ fn parse_cpu(sections: &[markdown::Section<'_>]) -> Result<CpuReport, ParseError
     }
     let hot = section(sections, "Hot Functions")
         .and_then(|s| markdown::table_with(&s.lines, "Self%"))
-        .ok_or(ParseError::NoHotFunctions)?;
+        .ok_or_else(|| ParseError::Incomplete {
+            reason: "no '## Hot Functions (Self Time)' table: the file stops before it".into(),
+        })?;
     report.hot = hot_rows(&hot);
-    match metadata(sections) {
-        Some(metadata) => {
-            report.layout = Some(Layout::Ours);
-            report.metadata = metadata;
-        }
-        None => report.layout = Some(Layout::Bun),
-    }
+    report.tree = section(sections, "Call Tree")
+        .and_then(|s| markdown::table_with(&s.lines, "Total%"))
+        .map(|t| hot_rows(&t))
+        .unwrap_or_default();
+    report.ours = section(sections, "Our Functions")
+        .and_then(|s| markdown::table_with(&s.lines, "Total%"))
+        .map(|t| hot_rows(&t))
+        .unwrap_or_default();
+    report.subsystems = section(sections, "Subsystems").map(|s| subsystem_table(&s.lines));
+    let metadata = metadata(sections);
+    let ours = metadata.is_some()
+        || report.subsystems.is_some()
+        || completeness::end_marker(text).is_some();
+    report.layout = Some(if ours { Layout::Ours } else { Layout::Bun });
+    report.metadata = metadata.unwrap_or_default();
+    completeness::check_cpu(text, sections, &report)?;
     Ok(report)
+}
+
+fn subsystem_table(lines: &[&str]) -> SubsystemTable {
+    let mut out = SubsystemTable::default();
+    if let Some(table) = markdown::table_with(lines, "Subsystem") {
+        for row in &table.rows {
+            let cell = |name: &str| table.cell(row, name).unwrap_or("");
+            let key = cell("Key").to_owned();
+            let samples = count(cell("Samples")).unwrap_or(0);
+            if key == "total" {
+                out.total = Some(samples);
+                continue;
+            }
+            out.rows.push(SubsystemRow {
+                key,
+                name: cell("Subsystem").to_owned(),
+                samples,
+                percent: parse_percent(cell("Share")).unwrap_or(0.0),
+                deciders: deciders(cell("Deciding frames")),
+            });
+        }
+    }
+    if let Some(table) = markdown::table_with(lines, "Measure") {
+        for row in &table.rows {
+            let cell = |name: &str| table.cell(row, name).unwrap_or("");
+            out.measures.insert(
+                cell("Measure").to_owned(),
+                (
+                    count(cell("Samples")).unwrap_or(0),
+                    parse_percent(cell("Share")).unwrap_or(0.0),
+                ),
+            );
+        }
+    }
+    out
+}
+
+/// `` `a::b` 72, `<c as d>::e` 5 `` → [(a::b, 72), (<c as d>::e, 5)].
+fn deciders(cell: &str) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let mut rest = cell;
+    while let Some(open) = rest.find('`') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('`') else { break };
+        let name = &after[..close];
+        let tail = &after[close + 1..];
+        let number: String = tail
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        out.push((name.to_owned(), number.parse().unwrap_or(0)));
+        rest = tail;
+    }
+    out
 }
 
 fn hot_rows(table: &Table) -> Vec<HotRow> {
@@ -353,7 +516,7 @@ fn hot_rows(table: &Table) -> Vec<HotRow> {
         .rows
         .iter()
         .filter_map(|row| {
-            let function = strip_code(table.cell(row, "Function")?).to_owned();
+            let function = strip_code(table.cell(row, "Function")?).trim().to_owned();
             Some(HotRow {
                 self_pct: table.cell(row, "Self%").and_then(parse_percent)?,
                 self_s: table.cell(row, "Self").and_then(parse_duration),
@@ -371,7 +534,7 @@ fn hot_rows(table: &Table) -> Vec<HotRow> {
         .collect()
 }
 
-fn count(text: &str) -> Option<u64> {
+pub(crate) fn count(text: &str) -> Option<u64> {
     parse_count(text).and_then(|n| u64::try_from(n).ok())
 }
 
@@ -379,7 +542,8 @@ fn bytes(text: &str) -> Option<u64> {
     parse_bytes(text).and_then(|n| u64::try_from(n).ok())
 }
 
-fn parse_heap(sections: &[markdown::Section<'_>]) -> HeapReport {
+fn parse_heap(text: &str, sections: &[markdown::Section<'_>]) -> Result<HeapReport, ParseError> {
+    completeness::check_heap(text, sections)?;
     let mut report = HeapReport::default();
     if let Some(table) =
         section(sections, "Summary").and_then(|s| markdown::table_with(&s.lines, "Metric"))
@@ -388,6 +552,8 @@ fn parse_heap(sections: &[markdown::Section<'_>]) -> HeapReport {
             let value = value.as_str();
             match metric.to_ascii_lowercase().as_str() {
                 "live heap" => report.live_bytes = bytes(value),
+                "profiler heap" => report.profiler_bytes = bytes(value),
+                "profiler peak heap" => report.profiler_peak_bytes = bytes(value),
                 "peak heap" => report.peak_bytes = bytes(value),
                 "rss" => report.rss_bytes = bytes(value),
                 "peak rss" => report.peak_rss_bytes = bytes(value),
@@ -414,6 +580,10 @@ fn parse_heap(sections: &[markdown::Section<'_>]) -> HeapReport {
                     time_s: table.cell(row, "Time").and_then(parse_duration)?,
                     live_bytes: table.cell(row, "Live").and_then(bytes)?,
                     rss_bytes: table.cell(row, "RSS").and_then(bytes),
+                    // The writer marks points taken while it built its reports.
+                    report_tail: table
+                        .cell(row, "Phase")
+                        .is_some_and(|phase| strip_code(phase).eq_ignore_ascii_case("report")),
                 })
             })
             .collect();
@@ -421,7 +591,7 @@ fn parse_heap(sections: &[markdown::Section<'_>]) -> HeapReport {
     report.in_use = sites(sections, "Top Allocation Sites (In-Use)");
     report.allocated = sites(sections, "Top Allocation Sites (Allocated)");
     report.metadata = metadata(sections).unwrap_or_default();
-    report
+    Ok(report)
 }
 
 fn sites(sections: &[markdown::Section<'_>], title: &str) -> Vec<Site> {
@@ -452,147 +622,5 @@ fn sites(sections: &[markdown::Section<'_>], title: &str) -> Vec<Site> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn growth_is_judged_after_start_up_and_only_over_long_timelines() {
-        let point = |time_s: f64, mib: u64| GrowthPoint {
-            time_s,
-            live_bytes: mib << 20,
-            rss_bytes: None,
-        };
-        let with = |growth: Vec<GrowthPoint>| HeapReport {
-            growth,
-            ..HeapReport::default()
-        };
-        // The profiler's own tables appear in the first second: not service growth.
-        let per_second: Vec<GrowthPoint> = std::iter::once(point(0.0, 10))
-            .chain((1..=40).map(|second| point(f64::from(second), 90)))
-            .collect();
-        assert_eq!(with(per_second).growth_per_hour(), Some(0.0));
-        let short = with(
-            (0..=5)
-                .map(|second| point(f64::from(second), 10 + second as u64))
-                .collect(),
-        );
-        assert_eq!(
-            short.growth_per_hour(),
-            None,
-            "5 s says nothing about an hour"
-        );
-        let steady = with(vec![point(0.0, 10), point(30.0, 11), point(60.0, 12)]);
-        assert_eq!(steady.growth_per_hour(), Some(120.0 * 1024.0 * 1024.0));
-    }
-
-    const OURS: &str = "# CPU Profile
-
-| Duration | Samples | Interval | Functions |
-|----------|---------|----------|-----------|
-| 2.82s | 279 | 10.1ms | 52 |
-
-**Top 10:** `auth_service::jwt::sign` 18.9%, `core::fmt::write` 10.0%
-
-## Hot Functions (Self Time)
-
-| Self% | Self | Total% | Total | Function | Location |
-|------:|-----:|-------:|------:|----------|----------|
-| 18.9% | 534.5ms | 40.0% | 1.13s | `auth_service::jwt::sign` | `src/jwt.rs:42` |
-| 10.0% | 282.0ms | 12.0% | 338.4ms | `core::fmt::write` | `[unknown]` |
-| 1.1% | 31.0ms | 40.0% | 1.13s | `auth_service::jwt::sign` | `src/jwt.rs:50` |
-
-## Call Tree (Total Time)
-
-| Total% | Total | Self% | Self | Function | Location |
-|-------:|------:|------:|-----:|----------|----------|
-| 40.0% | 1.13s | 18.9% | 534.5ms | `  auth_service::jwt::sign` | `src/jwt.rs:42` |
-
-## Profile Metadata
-
-| Field | Value |
-|-------|-------|
-| trigger | sla |
-| cpu_seconds | 2.41 |
-| p95_ms | 153.2 |
-";
-
-    #[test]
-    fn our_cpu_layout() {
-        let Ok(Profile::Cpu(report)) = parse(OURS) else {
-            panic!("not parsed as cpu");
-        };
-        assert_eq!(report.layout, Some(Layout::Ours));
-        assert_eq!(report.duration_s, Some(2.82));
-        assert_eq!(report.samples, Some(279));
-        assert_eq!(report.function_count, Some(52));
-        assert_eq!(report.hot.len(), 3);
-        assert_eq!(report.hot[0].function, "auth_service::jwt::sign");
-        assert_eq!(report.hot[0].location, "src/jwt.rs:42");
-        assert_eq!(report.cpu_seconds(), Some(2.41));
-        assert_eq!(report.metadata.get("trigger"), Some("sla"));
-        let functions = report.functions();
-        assert_eq!(functions.len(), 2);
-        assert!((functions[0].self_percent - 20.0).abs() < 1e-9);
-        assert_eq!(functions[0].location, "src/jwt.rs:42");
-    }
-
-    #[test]
-    fn bun_cpu_layout() {
-        let bun = "# CPU Profile\n\n| Duration | Samples | Interval | Functions |\n\
-                   |----------|---------|----------|-----------|\n| 2.82s | 1821 | 1.0ms | 522 |\n\n\
-                   ## Hot Functions (Self Time)\n\n| Self% | Self | Total% | Total | Function | Location |\n\
-                   |------:|-----:|-------:|------:|----------|----------|\n\
-                   | 12.0% | 338.4ms | 12.0% | 338.4ms | `(garbage collector)` | `[native code]` |\n\
-                   | 8.0% | 225.6ms | 30.0% | 846.0ms | `signJwt` | `auth.js:12` |\n";
-        let Ok(Profile::Cpu(report)) = parse(bun) else {
-            panic!("not parsed as cpu");
-        };
-        assert_eq!(report.layout, Some(Layout::Bun));
-        assert_eq!(report.interval_s, Some(0.001));
-        assert_eq!(report.hot[1].location, "auth.js:12");
-        assert_eq!(report.hot[0].location, "[native code]");
-    }
-
-    #[test]
-    fn heap_layout() {
-        let heap = "# Heap Profile\n\n## Summary\n\n| Metric | Value |\n|---|---|\n\
-                    | Live heap | 12.30 MiB (12897280 bytes) |\n| Allocations | 1,000 |\n| Duration | 60s |\n\n\
-                    ## Growth Over Time\n\n| Time | Live | Δ | Allocs/s | RSS |\n|---|---|---|---|---|\n\
-                    | 0s | 10.00 MiB | +0 B | 10 | 20.00 MiB |\n| 60s | 11.00 MiB | +1.00 MiB | 12 | 21.00 MiB |\n\n\
-                    ## Top Allocation Sites (In-Use)\n\n\
-                    | In-use% | In-use | Objects | Alloc% | Allocated | Function | Location |\n\
-                    |---:|---:|---:|---:|---:|---|---|\n\
-                    | 50.0% | 6.15 MiB | 1000 | 10.0% | 20.00 MiB | `lru::LruCache::put` | `lru.rs:1` |\n\n\
-                    ### `lru::LruCache::put`\n\n- stack\n";
-        let Ok(Profile::Heap(report)) = parse(heap) else {
-            panic!("not parsed as heap");
-        };
-        assert_eq!(report.live_bytes, Some(12_897_280));
-        assert_eq!(report.allocations, Some(1000));
-        assert_eq!(report.duration_s, Some(60.0));
-        assert_eq!(report.growth.len(), 2);
-        assert_eq!(report.growth_per_hour(), Some(60.0 * 1024.0 * 1024.0));
-        assert_eq!(report.in_use[0].function, "lru::LruCache::put");
-        assert_eq!(report.in_use[0].objects, Some(1000));
-        assert!(report.allocated.is_empty());
-    }
-
-    #[test]
-    fn other_documents_are_errors() {
-        let cases = [
-            "",
-            "# README\n\nhello\n",
-            "# Bun Heap Profile\n\n## Summary\n",
-        ];
-        for text in cases {
-            assert!(
-                matches!(parse(text), Err(ParseError::UnknownLayout { .. })),
-                "{text:?}"
-            );
-        }
-        assert!(matches!(
-            parse("# CPU Profile\n\nnothing"),
-            Err(ParseError::NoHotFunctions)
-        ));
-    }
-}
+#[path = "report_tests.rs"]
+mod tests;

@@ -1,6 +1,7 @@
 //! The one integration-test binary: every test runs the real `auth-service` binary (servers on
 //! `127.0.0.1` port 0, real HTTP, a real `kong-sim`; tools on real files in temp dirs).
 
+mod analysis_truth;
 mod bench;
 mod config;
 mod hardening;

@@ -365,3 +365,125 @@ fn a_fast_route_is_not_profiled() {
         .unwrap_or_default();
     assert!(files.is_empty(), "{files:?}");
 }
+
+/// Keep-alive `/tokens` requests from `clients` threads for `for_time`; the latencies they saw.
+fn hammer(server: &Proc, clients: usize, for_time: Duration) -> Vec<Duration> {
+    use std::io::{Read, Write};
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    let request = format!(
+        "GET /tokens HTTP/1.1\r\nHost: t\r\nX-Consumer-ID: {CONSUMER_ID}\r\nX-Consumer-Username: {CONSUMER_NAME}\r\n\r\n"
+    );
+    let until = std::time::Instant::now() + for_time;
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..clients)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(10)))
+                        .unwrap();
+                    let mut seen = Vec::new();
+                    let mut buf = vec![0u8; 16 * 1024];
+                    while std::time::Instant::now() < until && seen.len() < 200_000 {
+                        let started = std::time::Instant::now();
+                        stream.write_all(request.as_bytes()).unwrap();
+                        // One response per request: headers end, then Content-Length bytes.
+                        let mut got = Vec::new();
+                        let complete = loop {
+                            let n = stream.read(&mut buf).expect("read");
+                            assert!(n > 0, "the server closed the connection");
+                            got.extend_from_slice(&buf[..n]);
+                            let text = String::from_utf8_lossy(&got);
+                            if let Some(end) = text.find("\r\n\r\n") {
+                                let length: usize = text[..end]
+                                    .lines()
+                                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                                    .and_then(|v| v.trim().parse().ok())
+                                    .unwrap_or(0);
+                                if got.len() >= end + 4 + length {
+                                    break text.starts_with("HTTP/1.1 200");
+                                }
+                            }
+                        };
+                        assert!(complete, "{}", String::from_utf8_lossy(&got));
+                        seen.push(started.elapsed());
+                    }
+                    seen
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|thread| thread.join().unwrap())
+            .collect()
+    })
+}
+
+/// Under `clients` hammering `/tokens` for 3 s: the latencies clients saw and the highest p95
+/// the monitor published meanwhile.
+fn load_and_watch(server: &Proc, clients: usize) -> (Vec<Duration>, Option<f64>) {
+    std::thread::scope(|scope| {
+        let load = scope.spawn(|| hammer(server, clients, Duration::from_secs(3)));
+        let mut seen: Option<f64> = None;
+        std::thread::sleep(Duration::from_millis(500));
+        while !load.is_finished() {
+            if let Some(p95) = sla(server)["endpoints"]["/tokens"]["p95Ms"].as_f64() {
+                seen = Some(seen.map_or(p95, |best| best.max(p95)));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let mut latencies = load.join().unwrap();
+        latencies.sort();
+        (latencies, seen)
+    })
+}
+
+#[test]
+fn the_monitor_sees_the_queue_wait_clients_feel() {
+    let sim = support::kong_sim(&[]);
+    let dir = TempDir::new("sla-queue");
+    // Cached credentials: the service time is small, and with 48 clients on the few cores
+    // that take requests most of what a client feels is the wait in the queue.
+    let cached = [
+        ("CACHING_TTL_SECONDS", "300"),
+        ("CONTINUOUS_PROFILING_BUFFER_SIZE", "2000"),
+    ];
+    let watch_only = [
+        cached[0],
+        cached[1],
+        ("CONTINUOUS_PROFILING_AUTO_TRIGGER_ON_SLA", "false"),
+    ];
+    let server = serve(&sim, &dir, &watch_only);
+    tokens(&server, 1);
+    let (latencies, monitor_p95) = load_and_watch(&server, 48);
+    let monitor_p95 = monitor_p95.expect("the monitor has a /tokens p95");
+    let client_p95 = latencies[latencies.len() * 95 / 100].as_secs_f64() * 1000.0;
+    let text = prometheus(&server);
+    let service = metric(
+        &text,
+        "http_request_duration_seconds_sum{route=\"/tokens\"}",
+    )
+    .unwrap();
+    let queue = metric(&text, "http_request_queue_seconds_sum{route=\"/tokens\"}").unwrap();
+    assert!(queue > 0.0, "queue wait is measured");
+    // Service time alone is a small part of what clients feel under this load; the monitor
+    // must see about what the clients see, not that small part.
+    assert!(
+        monitor_p95 >= client_p95 * 0.4,
+        "monitor p95 {monitor_p95:.3} ms vs client p95 {client_p95:.3} ms (service {service:.3} s, queue {queue:.3} s in all)"
+    );
+    drop(server);
+
+    // A p95 threshold between the service time and what clients feel starts a profile.
+    let threshold = format!("/tokens={:.3}:100000", client_p95 * 0.5);
+    let mut envs = cached.to_vec();
+    envs.push(("SLA_THRESHOLDS", threshold.as_str()));
+    let dir = TempDir::new("sla-queue-trigger");
+    let server = serve(&sim, &dir, &envs);
+    tokens(&server, 1);
+    load_and_watch(&server, 48);
+    support::eventually(WAIT, "an automatic profile of /tokens", || {
+        let text = prometheus(&server);
+        (metric(&text, "profiling_sessions_total{trigger=\"sla\"}")? >= 1.0).then_some(())
+    });
+}

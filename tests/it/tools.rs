@@ -64,22 +64,26 @@ fn analyze_ranks_our_profile_by_category() {
         "| Latency p99 | 160.0 ms, within the 200 ms SLA |",
         "| CPU seconds | 2.41 |",
         "## Top CPU Consumers",
-        "| Kong lookups | 34.0% | < 15% | critical |",
+        // Leaf-only shares: the fixture has no whole-stack section. `lru::` is cache work
+        // (Kong), `__libc_send` socket I/O whoever called it, not HTTP (issue 11).
+        "leaf only (this profile has no `## Subsystems (Whole Stack)` section)",
+        "| Kong lookups | 36.0% | < 15% | critical |",
         "| JWT signing | 25.0% | < 40% | ok |",
         "| JSON | 10.0% | < 8% | medium |",
-        "| HTTP | 11.0% | < 12% | ok |",
-        "| Lock contention | 6.0% | flag > 5% | low |",
-        "| Allocation churn | 6.0% | flag > 10% | ok |",
+        "| HTTP | 6.0% | < 12% | ok |",
+        "| Socket I/O, inherent | 3.0% | inherent, not budgeted | - |",
+        "| Other | 20.0% | not budgeted | - |",
+        "| Lock contention | 4.0% | flag > 5% | ok |",
+        "| Allocation churn | 5.0% | flag > 10% | ok |",
         "## Memory Usage",
-        "| Growth | +120.00 MiB/h",
+        "| Growth | +120.09 MiB/h (least-squares fit over 7 points in 60.0s) |",
         "`auth_service::kong::cache::CredentialCache::insert`",
         "## Optimization Opportunities",
-        "5 findings: 2 critical, 1 high, 1 medium, 1 low.",
+        "4 findings: 2 critical, 1 high, 1 medium, 0 low.",
         "### 1. [CRITICAL] Memory growth",
         "### 2. [CRITICAL] Kong lookups",
         "### 3. [HIGH] SLA latency",
         "### 4. [MEDIUM] JSON",
-        "### 5. [LOW] Lock contention",
         "**Expected Impact:**",
         "**Action Items:**",
         "**References:** `src/kong/cache.rs`, `src/kong/client.rs`",
@@ -120,7 +124,6 @@ fn analyze_json_has_the_same_content() {
         ("Kong lookups", "critical"),
         ("SLA latency", "high"),
         ("JSON", "medium"),
-        ("Lock contention", "low"),
     ];
     let expected: Vec<(String, String)> = expected
         .iter()
@@ -130,18 +133,18 @@ fn analyze_json_has_the_same_content() {
     let cpu = &value["cpu"][0];
     assert_eq!(cpu["samples"], 279);
     assert_eq!(cpu["top_functions"].as_array().unwrap().len(), 10);
-    assert_eq!(cpu["categories"][0]["name"], "Kong lookups");
-    assert_eq!(cpu["categories"][0]["severity"], "critical");
-    let sum: f64 = cpu["categories"]
+    assert_eq!(cpu["attribution"], "leaf_only");
+    assert_eq!(cpu["subsystems"][0]["name"], "Kong lookups");
+    assert_eq!(cpu["subsystems"][0]["severity"], "critical");
+    let sum: f64 = cpu["subsystems"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| c["self_percent"].as_f64().unwrap())
-        .sum::<f64>()
-        + cpu["uncategorized_percent"].as_f64().unwrap();
+        .map(|c| c["percent"].as_f64().unwrap())
+        .sum::<f64>();
     assert!(
         (sum - 100.0).abs() < 0.01,
-        "each function counted once: {sum}"
+        "each function counted once, Other included: {sum}"
     );
     assert_eq!(value["memory"][0]["live_bytes"], 44_040_192);
     assert!(
@@ -266,7 +269,10 @@ fn compare_shows_deltas_and_new_hot_functions() {
         "| Latency p95 | 153.2 ms | 61.4 ms | -91.8 ms | -59.9% |",
         "| `auth_service::jwt::sign` | 8.9% | 14.0% | +5.1 |",
         "| `auth_service::http::request::parse_query` | - | 9.0% | +9.0 |",
-        "| Kong lookups | 34.0% | 9.0% | -25.0 pts |",
+        // Leaf-only shares (the fixtures predate whole-stack attribution); the LRU is cache
+        // work, so Kong's 34% of leaf time plus `lru::` 2% (issue 11).
+        "## CPU by Subsystem",
+        "| Kong lookups | 36.0% | 11.0% | -25.0 pts |",
         "- `auth_service::http::request::parse_query` 9.0% (base: absent)",
         "- `rustls::conn::ConnectionCommon<Data>::process_new_packets` 8.0% (new: absent)",
     ] {

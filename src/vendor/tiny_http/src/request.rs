@@ -3,6 +3,7 @@ use std::io::{self, Cursor, Read, Write};
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use crate::conn::head::{Framing, Head};
 use crate::conn::writer::ConnWriter;
@@ -52,6 +53,9 @@ pub struct Request {
     headers: Vec<Header>,
 
     body_length: Option<usize>,
+
+    /// Patched for auth-service: when the first byte of this request was read.
+    received_at: Instant,
 }
 
 /// Patched for auth-service (src/vendor/README.md): where a response goes. A served
@@ -88,6 +92,7 @@ pub(crate) fn from_connection(
     body: Vec<u8>,
     remote_addr: Option<SocketAddr>,
     writer: ConnWriter,
+    received_at: Instant,
 ) -> Request {
     let body_length = match head.framing {
         Framing::Length(length) => Some(std::convert::TryFrom::try_from(length).unwrap_or(usize::MAX)),
@@ -102,6 +107,7 @@ pub(crate) fn from_connection(
         http_version: head.version,
         headers: head.headers,
         body_length,
+        received_at,
     }
 }
 
@@ -123,6 +129,7 @@ pub(crate) fn detached(
         path,
         http_version: version,
         headers,
+        received_at: Instant::now(),
     }
 }
 
@@ -164,6 +171,14 @@ impl Request {
     #[inline]
     pub fn body_length(&self) -> Option<usize> {
         self.body_length
+    }
+
+    /// Patched for auth-service: when the connection thread read the first byte of this
+    /// request. The time from here to the response includes the wait in the queue for a
+    /// worker (and, for a pipelined request, for the response before it).
+    #[inline]
+    pub fn received_at(&self) -> Instant {
+        self.received_at
     }
 
     /// Returns the address of the client that sent this request.

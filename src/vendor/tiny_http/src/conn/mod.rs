@@ -211,7 +211,8 @@ pub(crate) fn serve(conn: Arc<Conn>, remote: Option<SocketAddr>) {
             }
             Err(_) => break,
         }
-        reader.get_mut().wait = Wait::Until(Instant::now() + limits.header_timeout);
+        let received_at = Instant::now();
+        reader.get_mut().wait = Wait::Until(received_at + limits.header_timeout);
         let head = match head::read(&mut reader, &mut line, limits) {
             Ok(head) => head,
             Err(HeadError::Gone) => break,
@@ -253,7 +254,7 @@ pub(crate) fn serve(conn: Arc<Conn>, remote: Option<SocketAddr>) {
         }
         let urgent = context.urgent.is_some_and(|is_urgent| is_urgent(&head.path));
         let writer = ConnWriter::new(Arc::clone(&conn), close);
-        let request = request::from_connection(head, body, remote, writer);
+        let request = request::from_connection(head, body, remote, writer, received_at);
         if urgent {
             context.queue.push_urgent(request);
         } else {

@@ -5,122 +5,21 @@
 //! value is a `ConfigError` naming the variable, the value and what is accepted (exit 2).
 //! No other module reads the environment; they receive the typed structs below. `Debug` of
 //! anything secret prints `<redacted>`.
+//!
+//! `env` reads the raw values and checks each one; this file names every variable, its
+//! default and its range, and builds the typed structs.
 
-use std::collections::HashMap;
+mod env;
+#[cfg(test)]
+mod tests;
+
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// The variables and their values, after merging `.env` under the real environment.
-#[derive(Clone, Default)]
-pub struct Env {
-    vars: HashMap<String, String>,
-}
-
-impl Env {
-    /// The process environment over `<dir>/.env` (when the file exists).
-    pub fn load(dir: &Path) -> Result<Env, ConfigError> {
-        let mut vars = HashMap::new();
-        let dotenv = dir.join(".env");
-        if let Ok(text) = std::fs::read_to_string(&dotenv) {
-            vars = parse_dotenv(&text).map_err(|line| ConfigError::DotEnv {
-                path: dotenv.clone(),
-                line,
-            })?;
-        }
-        for (key, value) in std::env::vars_os() {
-            if let (Ok(key), Ok(value)) = (key.into_string(), value.into_string()) {
-                vars.insert(key, value);
-            }
-        }
-        Ok(Env { vars })
-    }
-
-    /// An environment from explicit pairs (tests and embedded use).
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Env {
-        Env {
-            vars: pairs
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
-        }
-    }
-
-    /// The value of `name`; an empty value counts as unset, as in the old service.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.vars
-            .get(name)
-            .map(|value| value.trim())
-            .filter(|value| !value.is_empty())
-    }
-}
-
-/// `KEY=VALUE` lines; `#` comments, blank lines, an optional `export ` prefix and matching
-/// single or double quotes around the value. Returns the 1-based number of a bad line.
-fn parse_dotenv(text: &str) -> Result<HashMap<String, String>, usize> {
-    let mut vars = HashMap::new();
-    for (index, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((key, value)) = line.split_once('=') else {
-            return Err(index + 1);
-        };
-        let key = key.trim();
-        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            return Err(index + 1);
-        }
-        let value = value.trim();
-        let value = match value.as_bytes() {
-            [b'"', .., b'"'] | [b'\'', .., b'\''] if value.len() >= 2 => &value[1..value.len() - 1],
-            _ => value.split(" #").next().unwrap_or(value).trim_end(),
-        };
-        vars.insert(key.to_owned(), value.to_owned());
-    }
-    Ok(vars)
-}
-
-#[derive(Debug)]
-pub enum ConfigError {
-    Invalid {
-        variable: String,
-        value: String,
-        accepted: String,
-    },
-    Missing {
-        variable: &'static str,
-        why: &'static str,
-    },
-    DotEnv {
-        path: PathBuf,
-        line: usize,
-    },
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigError::Invalid {
-                variable,
-                value,
-                accepted,
-            } => write!(f, "invalid {variable}={value:?}: expected {accepted}"),
-            ConfigError::Missing { variable, why } => {
-                write!(f, "{variable} is required ({why})")
-            }
-            ConfigError::DotEnv { path, line } => write!(
-                f,
-                "cannot parse {} line {line}: expected KEY=VALUE",
-                path.display()
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
+pub use env::{ConfigError, Env};
+use env::{boolean, header_value, invalid, list, millis, number};
 
 /// How the service talks to Kong's Admin API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -247,8 +146,9 @@ pub struct ProfilingConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct SlaThreshold {
     pub route: String,
-    pub p95_ms: u64,
-    pub p99_ms: u64,
+    /// Milliseconds; fractions are allowed (`0.5` is 500 µs).
+    pub p95_ms: f64,
+    pub p99_ms: f64,
 }
 
 #[derive(Clone, Debug)]
@@ -618,8 +518,7 @@ impl ServiceConfig {
 
 /// `"/tokens=100:200,/health=400:500"` → thresholds; the error says what is accepted.
 pub fn parse_sla_thresholds(text: &str) -> Result<Vec<SlaThreshold>, String> {
-    const ACCEPTED: &str =
-        "comma-separated ROUTE=P95:P99 in ms with P95 <= P99, e.g. /tokens=100:200";
+    const ACCEPTED: &str = "comma-separated ROUTE=P95:P99 in ms (fractions allowed, at least 0.01) with P95 <= P99, e.g. /tokens=100:200 or /tokens=0.5:1.5";
     let mut thresholds: Vec<SlaThreshold> = Vec::new();
     for entry in text
         .split(',')
@@ -628,10 +527,11 @@ pub fn parse_sla_thresholds(text: &str) -> Result<Vec<SlaThreshold>, String> {
     {
         let parsed = entry.split_once('=').and_then(|(route, limits)| {
             let (p95, p99) = limits.split_once(':')?;
-            let p95: u64 = p95.trim().parse().ok()?;
-            let p99: u64 = p99.trim().parse().ok()?;
+            let p95: f64 = p95.trim().parse().ok()?;
+            let p99: f64 = p99.trim().parse().ok()?;
             let route = route.trim();
-            (route.starts_with('/') && p95 > 0 && p95 <= p99).then(|| SlaThreshold {
+            let valid = route.starts_with('/') && p99.is_finite() && p95 >= 0.01 && p95 <= p99;
+            valid.then(|| SlaThreshold {
                 route: route.to_owned(),
                 p95_ms: p95,
                 p99_ms: p99,
@@ -645,232 +545,4 @@ pub fn parse_sla_thresholds(text: &str) -> Result<Vec<SlaThreshold>, String> {
         }
     }
     Ok(thresholds)
-}
-
-fn invalid(variable: &str, value: &str, accepted: &str) -> ConfigError {
-    ConfigError::Invalid {
-        variable: variable.to_owned(),
-        value: value.to_owned(),
-        accepted: accepted.to_owned(),
-    }
-}
-
-fn list(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-fn millis(
-    env: &Env,
-    name: &str,
-    default: u64,
-    min: u64,
-    max: u64,
-) -> Result<Duration, ConfigError> {
-    number(env, name, default, min, max).map(Duration::from_millis)
-}
-
-fn number<T>(env: &Env, name: &str, default: T, min: T, max: T) -> Result<T, ConfigError>
-where
-    T: FromStr + PartialOrd + fmt::Display + Copy,
-{
-    let Some(text) = env.get(name) else {
-        return Ok(default);
-    };
-    match text.parse::<T>() {
-        Ok(value) if value >= min && value <= max => Ok(value),
-        _ => Err(invalid(
-            name,
-            text,
-            &format!("a number from {min} to {max}"),
-        )),
-    }
-}
-
-/// A value sent as a response header on every response: printable ASCII only, so it can
-/// neither break the header block (CR, LF) nor be dropped as non-ASCII.
-fn header_value(env: &Env, name: &str, default: &str) -> Result<String, ConfigError> {
-    let Some(text) = env.get(name) else {
-        return Ok(default.to_owned());
-    };
-    if text
-        .bytes()
-        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
-    {
-        Ok(text.to_owned())
-    } else {
-        Err(invalid(
-            name,
-            text,
-            "printable ASCII (a response header value)",
-        ))
-    }
-}
-
-fn boolean(env: &Env, name: &str, default: bool) -> Result<bool, ConfigError> {
-    let Some(text) = env.get(name) else {
-        return Ok(default);
-    };
-    match text.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(invalid(name, text, "true or false")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn load(pairs: &[(&str, &str)]) -> Result<ServiceConfig, ConfigError> {
-        let mut all = vec![
-            ("KONG_JWT_AUTHORITY", "https://issuer.test"),
-            ("KONG_JWT_AUDIENCE", "aud-a"),
-        ];
-        all.extend_from_slice(pairs);
-        ServiceConfig::load(&Env::from_pairs(all), &ServeOverrides::default())
-    }
-
-    #[test]
-    fn defaults_match_the_spec() {
-        let config = load(&[]).unwrap();
-        assert_eq!(config.server.port, 3000);
-        assert!(config.server.workers >= 8);
-        assert_eq!(config.jwt.expiration_minutes, 15);
-        assert_eq!(config.jwt.key_claim_name, "key");
-        assert_eq!(config.jwt.issuer, "https://issuer.test");
-        assert_eq!(config.kong.timeout, Duration::from_millis(3000));
-        assert_eq!(config.cache.fresh_ttl, Duration::from_secs(300));
-        assert_eq!(config.breaker.volume_threshold, 3);
-        assert_eq!(config.sla.thresholds.len(), 3);
-        assert!(config.profiling.debug_routes);
-        let connections = &config.server.connections;
-        assert_eq!(connections.header_timeout, Duration::from_secs(10));
-        assert_eq!(connections.keepalive_timeout, Duration::from_secs(75));
-        assert_eq!(connections.body_timeout, Duration::from_secs(10));
-        assert_eq!(connections.write_timeout, Duration::from_secs(10));
-        assert_eq!(connections.max_connections, None);
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert_eq!(
-            config.kong.max_waiting_workers,
-            config.server.workers.saturating_sub(cores).max(1)
-        );
-    }
-
-    #[test]
-    fn kong_waiting_workers_default_leaves_the_cores_free() {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let with_workers = |workers: usize, pairs: &[(&str, &str)]| {
-            let mut all = vec![
-                ("KONG_JWT_AUTHORITY", "https://issuer.test"),
-                ("KONG_JWT_AUDIENCE", "aud-a"),
-            ];
-            all.extend_from_slice(pairs);
-            let overrides = ServeOverrides {
-                workers: Some(workers),
-                ..ServeOverrides::default()
-            };
-            ServiceConfig::load(&Env::from_pairs(all), &overrides)
-                .unwrap()
-                .kong
-                .max_waiting_workers
-        };
-        assert_eq!(with_workers(cores + 5, &[]), 5);
-        assert_eq!(with_workers(cores, &[]), 1, "at least one");
-        assert_eq!(with_workers(1, &[]), 1);
-        assert_eq!(
-            with_workers(8, &[("KONG_MAX_WAITING_WORKERS", "3")]),
-            3,
-            "the variable wins"
-        );
-        assert_eq!(
-            with_workers(8, &[("KONG_MAX_WAITING_WORKERS", "64")]),
-            64,
-            "more than the pool means no cap"
-        );
-    }
-
-    #[test]
-    fn invalid_values_name_the_variable() {
-        let cases: &[(&str, &str)] = &[
-            ("JWT_EXPIRATION_MINUTES", "0"),
-            ("JWT_EXPIRATION_MINUTES", "61"),
-            ("KONG_TIMEOUT_MS", "abc"),
-            ("KONG_MODE", "CLOUD"),
-            ("KONG_AUTO_PROVISION", "maybe"),
-            ("CIRCUIT_BREAKER_ERROR_THRESHOLD", "101"),
-            ("SLA_THRESHOLDS", "/tokens=200:100"),
-            ("SLA_THRESHOLDS", "tokens=1:2"),
-            ("KONG_ADMIN_URL", "localhost:8001"),
-            ("APP_ENV", "prod"),
-            ("LOG_LEVEL", "loud"),
-            ("KONG_JWT_KEY_CLAIM_NAME", "iss"),
-            ("PORT", "70000"),
-            ("API_CORS_ORIGIN", "https://a.test\r\nSet-Cookie: x=1"),
-            ("API_CORS_ALLOW_METHODS", "GET, PÖST"),
-            ("HTTP_HEADER_TIMEOUT_MS", "0"),
-            ("HTTP_KEEPALIVE_TIMEOUT_MS", "forever"),
-            ("HTTP_WRITE_TIMEOUT_MS", "99999999"),
-            ("MAX_CONNECTIONS", "0"),
-            ("KONG_MAX_WAITING_WORKERS", "0"),
-            ("KONG_MAX_WAITING_WORKERS", "1025"),
-            ("KONG_MAX_WAITING_WORKERS", "some"),
-        ];
-        for (variable, value) in cases {
-            let err = load(&[(variable, value)]).unwrap_err().to_string();
-            assert!(err.contains(variable), "{variable}={value}: {err}");
-        }
-    }
-
-    #[test]
-    fn several_audiences_and_issuers() {
-        let config = load(&[
-            ("KONG_JWT_AUDIENCE", "a, b"),
-            ("KONG_JWT_ISSUER", "first,second"),
-        ])
-        .unwrap();
-        assert_eq!(config.jwt.audience, ["a", "b"]);
-        assert_eq!(config.jwt.issuer, "first");
-    }
-
-    #[test]
-    fn production_hides_debug_routes() {
-        assert!(
-            !load(&[("APP_ENV", "production")])
-                .unwrap()
-                .profiling
-                .debug_routes
-        );
-        assert!(
-            !load(&[("PROFILING_ENABLED", "false")])
-                .unwrap()
-                .profiling
-                .debug_routes
-        );
-    }
-
-    #[test]
-    fn authority_required_without_simulator() {
-        let err = ServiceConfig::load(&Env::default(), &ServeOverrides::default()).unwrap_err();
-        assert!(err.to_string().contains("KONG_JWT_AUTHORITY"));
-        let embedded = ServeOverrides {
-            kong_sim_url: Some("http://127.0.0.1:1".into()),
-            ..ServeOverrides::default()
-        };
-        assert!(ServiceConfig::load(&Env::default(), &embedded).is_ok());
-    }
-
-    #[test]
-    fn dotenv_lines() {
-        let vars = parse_dotenv("# c\nexport A=1\nB=\"two words\"\nC='x'\nD=v # note\n\n").unwrap();
-        assert_eq!(vars["A"], "1");
-        assert_eq!(vars["B"], "two words");
-        assert_eq!(vars["C"], "x");
-        assert_eq!(vars["D"], "v");
-        assert_eq!(parse_dotenv("A=1\nnot a line\n"), Err(2));
-    }
 }
