@@ -148,9 +148,10 @@ pub fn render(profile: &HeapProfile, metadata: &[(String, String)]) -> String {
     }
     out.push_str(
         "\nThe service's heap: the profiler's own allocations (sample tables, symbol data, report \
-         building) are counted apart as Profiler heap and are in no other row, the growth or the \
-         sites. Allocations, frees and bytes are counted from start to stop; Live heap and Live \
-         blocks at stop; peaks since process start.\n\n",
+         building) are counted apart as Profiler heap, taken while this report was built and \
+         given back when the session ends, and are in no other row, the growth or the sites. \
+         Allocations, frees and bytes are counted from start to stop; Live heap and Live blocks \
+         at stop; peaks since process start.\n\n",
     );
 
     out.push_str("## Growth Over Time\n\n");

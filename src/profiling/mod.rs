@@ -362,6 +362,10 @@ struct HeapOrigin {
     /// Set once the session stopped: its counters at stop.
     end: Option<HeapEnd>,
     timeline: Vec<HeapPoint>,
+    /// A stopped session's sites no longer change (frees are only tracked while sampling), so
+    /// its pprof is encoded once, `[in-use, allocated]`: a scraper polling `/debug/pprof/heap`
+    /// then never makes the profiler load the debug info again.
+    pprof: Option<[Arc<Vec<u8>>; 2]>,
 }
 
 struct ActiveSession {
@@ -604,6 +608,17 @@ impl Profiler {
     /// a `ProfilerScope`: its symbolization and the bytes are the profiler's memory.
     pub fn heap_pprof(&self, view: HeapView) -> Vec<u8> {
         let _scope = alloc::ProfilerScope::enter();
+        let encoded = lock(&self.inner.state)
+            .heap_sites_from
+            .as_ref()
+            .and_then(|origin| origin.pprof.clone());
+        if let Some([in_use, allocated]) = encoded {
+            let bytes = match view {
+                HeapView::InUse => in_use,
+                HeapView::Allocated => allocated,
+            };
+            return bytes.as_ref().clone();
+        }
         let profile = self.heap_snapshot();
         pprof_out::heap_pprof_gz(&profile, view)
     }
@@ -775,6 +790,7 @@ impl Session {
                 stats_at_start,
                 end: None,
                 timeline: Vec::new(),
+                pprof: None,
             });
         }
         let _ = ready.send(Ok(()));
@@ -845,11 +861,16 @@ impl Session {
                 profile
             });
             if let Some(stats_at_start) = heap_origin {
+                let pprof = heap.as_ref().map(|profile| {
+                    [HeapView::InUse, HeapView::Allocated]
+                        .map(|view| Arc::new(pprof_out::heap_pprof_gz(profile, view)))
+                });
                 lock(&inner.state).heap_sites_from = Some(HeapOrigin {
                     started: self.info.started,
                     stats_at_start,
                     end: heap_end,
                     timeline: timeline.points.clone(),
+                    pprof,
                 });
             }
             self.write(Collected {

@@ -265,6 +265,9 @@ fn heap_session_reports_the_planted_allocation() {
             .any(|s| (s.value[3] - (8 << 20)).abs() <= 1)
     );
 
+    // A finished session's pprof is kept as written: serving it symbolizes nothing again.
+    assert_eq!(profiler.heap_pprof(HeapView::InUse), pb);
+
     // After the session the last sites stay available to /debug/pprof/heap, now freed.
     let snapshot = profiler.heap_snapshot();
     let planted_site = snapshot
