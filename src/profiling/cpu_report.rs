@@ -311,16 +311,8 @@ pub fn render(profile: &CpuProfile, metadata: &[(String, String)]) -> String {
     out.push_str("| Self% | Self | Total% | Total | Function | Location |\n");
     out.push_str("|------:|-----:|-------:|------:|----------|----------|\n");
     for f in analysis.functions.iter().filter(|f| f.self_samples > 0) {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} |",
-            percent(f.self_samples, samples),
-            time(f.self_samples),
-            percent(f.total_samples, samples),
-            time(f.total_samples),
-            code(&f.name),
-            code(&f.location)
-        );
+        let counts = [f.self_samples, f.total_samples];
+        function_row(&mut out, counts, samples, &time, &f.name, &f.location);
     }
     out.push('\n');
 
@@ -504,18 +496,31 @@ fn render_our_functions(out: &mut String, analysis: &CpuAnalysis, time: &dyn Fn(
             .then(a.name.cmp(&b.name))
     });
     for f in ours.into_iter().take(OUR_FUNCTIONS) {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} |",
-            percent(f.total_samples, samples),
-            time(f.total_samples),
-            percent(f.self_samples, samples),
-            time(f.self_samples),
-            code(&f.name),
-            code(&f.location)
-        );
+        let counts = [f.total_samples, f.self_samples];
+        function_row(out, counts, samples, time, &f.name, &f.location);
     }
     out.push('\n');
+}
+
+/// `| a% | a | b% | b | function | location |`: the two sample counts in the table's order.
+fn function_row(
+    out: &mut String,
+    counts: [u64; 2],
+    samples: u64,
+    time: &dyn Fn(u64) -> String,
+    name: &str,
+    location: &str,
+) {
+    let _ = writeln!(
+        out,
+        "| {} | {} | {} | {} | {} | {} |",
+        percent(counts[0], samples),
+        time(counts[0]),
+        percent(counts[1], samples),
+        time(counts[1]),
+        code(name),
+        code(location)
+    );
 }
 
 /// Children sorted by total (then name, so output is deterministic), depth-first.
