@@ -317,3 +317,67 @@ fn a_cpu_session_leaves_no_memory_behind() {
         );
     }
 }
+
+/// Runs a 22 s heap session on a fresh server; `leak` plants 1 MiB every 2 s, otherwise the
+/// server answers cached `/tokens` meanwhile. Returns `analyze --format json` of its report.
+fn judged_heap_session(name: &str, leak: bool) -> serde_json::Value {
+    let dir = TempDir::new(name);
+    let server = serve(&dir.path);
+    let url = &server.url;
+    let started = post(&format!("{url}/debug/profiling/start?type=heap"));
+    assert_eq!(started.status, 200, "{}", started.body);
+    let until = Instant::now() + Duration::from_secs(22);
+    let consumer =
+        crate::support::consumer("00000000-0000-4000-8000-000000000001", "test-consumer-001");
+    while Instant::now() < until {
+        if leak {
+            let retained = post(&format!("{url}/debug/workload/retain?mb=1"));
+            assert_eq!(retained.status, 200, "{}", retained.body);
+        } else {
+            for _ in 0..50 {
+                assert_eq!(get(&format!("{url}/tokens"), &consumer).status, 200);
+            }
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let stopped = post(&format!("{url}/debug/profiling/stop"));
+    assert_eq!(stopped.status, 200, "{}", stopped.body);
+    let md = heap_markdown(&dir.path, &stopped);
+    let path = dir.join("judged.heap-prof.md");
+    std::fs::write(&path, &md).unwrap();
+    let run = crate::support::run(
+        None,
+        &["analyze", "--format", "json", &path.display().to_string()],
+        &[],
+    );
+    assert_eq!(run.code(), 0, "{run:?}");
+    serde_json::from_str(&run.stdout).unwrap_or_else(|err| panic!("not JSON ({err}): {run:?}"))
+}
+
+/// Issue 11 acceptance: over a window long enough to be judged, a planted leak is found and
+/// blamed on the workload (not the credential cache), and a service without one is not
+/// called leaking.
+#[test]
+fn growth_is_found_for_a_planted_leak_and_only_then() {
+    let (leaking, flat) = std::thread::scope(|scope| {
+        let leaking = scope.spawn(|| judged_heap_session("cost-judged-leak", true));
+        let flat = scope.spawn(|| judged_heap_session("cost-judged-flat", false));
+        (leaking.join().unwrap(), flat.join().unwrap())
+    });
+    let growth = |analysis: &serde_json::Value| {
+        analysis["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|finding| finding["topic"] == "Memory growth")
+            .cloned()
+    };
+    let found = growth(&leaking).unwrap_or_else(|| panic!("no growth finding: {leaking:#}"));
+    let advice = found.to_string();
+    assert!(advice.contains("workload"), "{advice}");
+    assert!(!advice.contains("CACHE_MAX_MEMORY_ENTRIES"), "{advice}");
+    assert!(
+        growth(&flat).is_none(),
+        "a flat service called leaking: {flat:#}"
+    );
+}
