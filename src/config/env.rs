@@ -135,6 +135,16 @@ pub(super) fn list(value: &str) -> Vec<String> {
         .collect()
 }
 
+pub(super) fn seconds(
+    env: &Env,
+    name: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<Duration, ConfigError> {
+    number(env, name, default, min, max).map(Duration::from_secs)
+}
+
 pub(super) fn millis(
     env: &Env,
     name: &str,

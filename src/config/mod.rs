@@ -19,7 +19,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub use env::{ConfigError, Env};
-use env::{boolean, header_value, invalid, list, millis, number};
+use env::{boolean, header_value, invalid, list, millis, number, seconds};
 
 /// How the service talks to Kong's Admin API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -260,13 +260,7 @@ impl ServiceConfig {
                 "GET, POST, DELETE, OPTIONS",
             )?,
             cors_max_age_seconds: number(env, "API_CORS_MAX_AGE", 86_400u64, 0, 31_536_000)?,
-            shutdown_grace: Duration::from_secs(number(
-                env,
-                "SHUTDOWN_GRACE_SECONDS",
-                10u64,
-                0,
-                3600,
-            )?),
+            shutdown_grace: seconds(env, "SHUTDOWN_GRACE_SECONDS", 10, 0, 3600)?,
             connections: ConnectionConfig {
                 header_timeout: millis(env, "HTTP_HEADER_TIMEOUT_MS", 10_000, 100, 600_000)?,
                 keepalive_timeout: millis(
@@ -382,7 +376,7 @@ impl ServiceConfig {
                 env.get("KONG_ADMIN_TOKEN")
                     .map(|token| Secret(token.to_owned()))
             },
-            timeout: Duration::from_millis(number(env, "KONG_TIMEOUT_MS", 3000u64, 1, 600_000)?),
+            timeout: millis(env, "KONG_TIMEOUT_MS", 3000, 1, 600_000)?,
             auto_provision: boolean(env, "KONG_AUTO_PROVISION", true)?,
             secret_creation_max_retries: number(
                 env,
@@ -402,38 +396,26 @@ impl ServiceConfig {
 
         let cache = CacheConfig {
             max_entries: number(env, "CACHE_MAX_MEMORY_ENTRIES", 1000usize, 1, 10_000_000)?,
-            fresh_ttl: Duration::from_secs(number(env, "CACHING_TTL_SECONDS", 300u64, 0, 86_400)?),
+            fresh_ttl: seconds(env, "CACHING_TTL_SECONDS", 300, 0, 86_400)?,
             stale_tolerance: Duration::from_secs(
                 60 * number(env, "STALE_DATA_TOLERANCE_MINUTES", 30u64, 0, 10_080)?,
             ),
-            negative_ttl: Duration::from_secs(number(
-                env,
-                "NEGATIVE_CACHE_TTL_SECONDS",
-                5u64,
-                0,
-                3600,
-            )?),
+            negative_ttl: seconds(env, "NEGATIVE_CACHE_TTL_SECONDS", 5, 0, 3600)?,
         };
 
         let breaker = BreakerConfig {
             enabled: boolean(env, "CIRCUIT_BREAKER_ENABLED", true)?,
-            rolling_window: Duration::from_millis(number(
+            rolling_window: millis(
                 env,
                 "CIRCUIT_BREAKER_ROLLING_COUNT_TIMEOUT",
-                10_000u64,
+                10_000,
                 100,
                 3_600_000,
-            )?),
+            )?,
             rolling_buckets: number(env, "CIRCUIT_BREAKER_ROLLING_COUNT_BUCKETS", 10u32, 1, 1000)?,
             volume_threshold: number(env, "CIRCUIT_BREAKER_VOLUME_THRESHOLD", 3u32, 1, 1_000_000)?,
             error_threshold_percent: number(env, "CIRCUIT_BREAKER_ERROR_THRESHOLD", 50u32, 1, 100)?,
-            reset_timeout: Duration::from_millis(number(
-                env,
-                "CIRCUIT_BREAKER_RESET_TIMEOUT",
-                60_000u64,
-                1,
-                86_400_000,
-            )?),
+            reset_timeout: millis(env, "CIRCUIT_BREAKER_RESET_TIMEOUT", 60_000, 1, 86_400_000)?,
         };
 
         let debug_allowed = environment != "production";
@@ -464,13 +446,7 @@ impl ServiceConfig {
                 100_000,
             )?,
             thresholds,
-            duration: Duration::from_secs(number(
-                env,
-                "CONTINUOUS_PROFILING_DURATION_SECONDS",
-                30u64,
-                1,
-                600,
-            )?),
+            duration: seconds(env, "CONTINUOUS_PROFILING_DURATION_SECONDS", 30, 1, 600)?,
             output_dir: PathBuf::from(
                 env.get("CONTINUOUS_PROFILING_OUTPUT_DIR")
                     .unwrap_or("profiles/auto"),
@@ -503,13 +479,7 @@ impl ServiceConfig {
             kong,
             cache,
             breaker,
-            health_kong_cache: Duration::from_millis(number(
-                env,
-                "HEALTH_KONG_CACHE_MS",
-                2000u64,
-                0,
-                600_000,
-            )?),
+            health_kong_cache: millis(env, "HEALTH_KONG_CACHE_MS", 2000, 0, 600_000)?,
             profiling,
             sla,
         })
