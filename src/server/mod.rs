@@ -154,14 +154,7 @@ fn connection_stats(server: &tiny_http::Server) -> ConnectionStats {
         accepted: stats.accepted,
         accept_errors: stats.accept_errors,
         thread_failures: stats.thread_failures,
-        closed: [
-            ("idle", stats.idle_timeouts),
-            ("header_timeout", stats.header_timeouts),
-            ("body_timeout", stats.body_timeouts),
-            ("write_timeout", stats.write_timeouts),
-            ("malformed", stats.malformed),
-            ("over_capacity", stats.over_capacity),
-        ],
+        closed: tiny_http::Closed::ALL.map(|why| (why.label(), stats.closed(why))),
     }
 }
 

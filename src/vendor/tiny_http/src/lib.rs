@@ -105,12 +105,12 @@ use std::time::{Duration, Instant};
 
 use conn::writer::Flusher;
 use conn::{Conn, Context};
-use limits::{Closed, Counters};
+use limits::Counters;
 use util::{Lanes, MessagesQueue};
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
-pub use limits::{Limits, Stats};
+pub use limits::{Closed, Limits, Stats};
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;

@@ -64,6 +64,29 @@ pub enum Closed {
     OverCapacity,
 }
 
+impl Closed {
+    pub const ALL: [Closed; 6] = [
+        Closed::Idle,
+        Closed::HeaderTimeout,
+        Closed::BodyTimeout,
+        Closed::WriteTimeout,
+        Closed::Malformed,
+        Closed::OverCapacity,
+    ];
+
+    /// A metric label: `idle`, `header_timeout`, ...
+    pub fn label(self) -> &'static str {
+        match self {
+            Closed::Idle => "idle",
+            Closed::HeaderTimeout => "header_timeout",
+            Closed::BodyTimeout => "body_timeout",
+            Closed::WriteTimeout => "write_timeout",
+            Closed::Malformed => "malformed",
+            Closed::OverCapacity => "over_capacity",
+        }
+    }
+}
+
 /// Counters of the connection layer; read with `Server::stats`.
 #[derive(Default)]
 pub(crate) struct Counters {
@@ -71,7 +94,7 @@ pub(crate) struct Counters {
     pub(crate) accepted: AtomicU64,
     pub(crate) accept_errors: AtomicU64,
     pub(crate) thread_failures: AtomicU64,
-    closed: [AtomicU64; 6],
+    closed: [AtomicU64; Closed::ALL.len()],
 }
 
 impl Counters {
@@ -80,18 +103,12 @@ impl Counters {
     }
 
     pub(crate) fn snapshot(&self) -> Stats {
-        let closed = |why: Closed| self.closed[why as usize].load(Relaxed);
         Stats {
             open: self.open.load(Relaxed),
             accepted: self.accepted.load(Relaxed),
             accept_errors: self.accept_errors.load(Relaxed),
             thread_failures: self.thread_failures.load(Relaxed),
-            idle_timeouts: closed(Closed::Idle),
-            header_timeouts: closed(Closed::HeaderTimeout),
-            body_timeouts: closed(Closed::BodyTimeout),
-            write_timeouts: closed(Closed::WriteTimeout),
-            malformed: closed(Closed::Malformed),
-            over_capacity: closed(Closed::OverCapacity),
+            closed: Closed::ALL.map(|why| self.closed[why as usize].load(Relaxed)),
         }
     }
 }
@@ -107,10 +124,12 @@ pub struct Stats {
     pub accept_errors: u64,
     /// Connections closed because no thread could be started for them.
     pub thread_failures: u64,
-    pub idle_timeouts: u64,
-    pub header_timeouts: u64,
-    pub body_timeouts: u64,
-    pub write_timeouts: u64,
-    pub malformed: u64,
-    pub over_capacity: u64,
+    /// Connections ended per reason, indexed by `Closed as usize` (`Closed::ALL` order).
+    pub closed: [u64; Closed::ALL.len()],
+}
+
+impl Stats {
+    pub fn closed(&self, why: Closed) -> u64 {
+        self.closed[why as usize]
+    }
 }
