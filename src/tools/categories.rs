@@ -121,7 +121,8 @@ pub fn shares(report: &CpuReport) -> CpuShares {
     shares
 }
 
-fn share(subsystem: Subsystem, percent: f64, top: Vec<(String, f64)>) -> SubsystemShare {
+/// One subsystem's row with its budget; the severity is judged later, in `shares`.
+pub(crate) fn share(subsystem: Subsystem, percent: f64, top: Vec<(String, f64)>) -> SubsystemShare {
     let limit = budgets::cpu_budget(subsystem);
     SubsystemShare {
         key: subsystem.key(),

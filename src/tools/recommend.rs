@@ -502,15 +502,13 @@ mod tests {
 
     fn shares_with(kong: f64, calls: f64, http: f64) -> CpuShares {
         let share = |subsystem: Subsystem, percent: f64| {
-            let limit = budgets::cpu_budget(subsystem);
+            let row =
+                crate::tools::categories::share(subsystem, percent, vec![("f".into(), percent)]);
             SubsystemShare {
-                key: subsystem.key(),
-                name: subsystem.name(),
-                percent,
-                limit_kind: limit.map(|_| "below"),
-                limit_percent: limit,
-                severity: limit.and_then(|l| budgets::severity(percent, Limit::Budget(l))),
-                top: vec![("f".into(), percent)],
+                severity: row
+                    .limit_percent
+                    .and_then(|l| budgets::severity(percent, Limit::Budget(l))),
+                ..row
             }
         };
         CpuShares {
