@@ -111,7 +111,7 @@ use util::{Lanes, MessagesQueue};
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
 pub use limits::{Closed, Limits, Stats};
-pub use request::{ReadWrite, Request};
+pub use request::Request;
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
 

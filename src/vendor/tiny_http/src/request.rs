@@ -238,7 +238,6 @@ impl Request {
             self.http_version.clone(),
             &self.headers,
             do_not_send_body,
-            None,
         );
         // Dropping the writer sends the response.
         drop(writer);
@@ -264,12 +263,6 @@ impl Drop for Request {
         }
     }
 }
-
-/// Dummy trait that regroups the `Read` and `Write` traits.
-///
-/// Automatically implemented on all types that implement both `Read` and `Write`.
-pub trait ReadWrite: Read + Write {}
-impl<T> ReadWrite for T where T: Read + Write {}
 
 #[cfg(test)]
 mod tests {

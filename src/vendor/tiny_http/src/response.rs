@@ -347,16 +347,16 @@ where
     /// The HTTP version and headers passed as arguments are used to
     ///  decide which features (most notably, encoding) to use.
     ///
-    /// Note: does not flush the writer.
+    /// Note: does not flush the writer. Patched for auth-service: no `upgrade` argument
+    /// (this fork never upgrades a connection).
     pub fn raw_print<W: Write>(
         mut self,
         mut writer: W,
         http_version: HTTPVersion,
         request_headers: &[Header],
         do_not_send_body: bool,
-        upgrade: Option<&str>,
     ) -> IoResult<()> {
-        let mut transfer_encoding = Some(choose_transfer_encoding(
+        let transfer_encoding = Some(choose_transfer_encoding(
             self.status_code,
             request_headers,
             &http_version,
@@ -369,19 +369,6 @@ where
         // block below instead of being allocated as `Header`s for every response.
         let add_date = !self.headers.iter().any(|h| h.field.equiv("Date"));
         let add_server = !self.headers.iter().any(|h| h.field.equiv("Server"));
-
-        // handling upgrade
-        if let Some(upgrade) = upgrade {
-            self.headers.insert(
-                0,
-                Header::from_bytes(&b"Upgrade"[..], upgrade.as_bytes()).unwrap(),
-            );
-            self.headers.insert(
-                0,
-                Header::from_bytes(&b"Connection"[..], &b"upgrade"[..]).unwrap(),
-            );
-            transfer_encoding = None;
-        }
 
         // if the transfer encoding is identity, the content length must be known ; therefore if
         // we don't know it, we buffer the entire response first here
