@@ -81,12 +81,6 @@ impl Conn {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A response starts; its buffer is the connection's spare one.
-    pub(crate) fn begin_response(&self) -> Vec<u8> {
-        let mut state = self.state();
-        state.in_flight = true;
-        std::mem::take(&mut state.spare)
-    }
 
     /// A response ended (sent, or failed); wakes the connection thread if it waits for that.
     pub(crate) fn settle(&self, mut buf: Vec<u8>, outcome: Settled) {
@@ -109,6 +103,21 @@ impl Conn {
 
     /// Waits until no response is in flight; false once the connection has ended.
     fn wait_settled(&self) -> bool {
+        !self.settled_state().ended
+    }
+
+    /// Waits for the previous response to settle, then starts the next one, under one lock:
+    /// its buffer is the connection's spare one. `None` once the connection has ended.
+    fn begin_response(&self) -> Option<Vec<u8>> {
+        let mut state = self.settled_state();
+        if state.ended {
+            return None;
+        }
+        state.in_flight = true;
+        Some(std::mem::take(&mut state.spare))
+    }
+
+    fn settled_state(&self) -> MutexGuard<'_, State> {
         let mut state = self.state();
         while state.in_flight {
             state.reader_waits = true;
@@ -118,7 +127,7 @@ impl Conn {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             state.reader_waits = false;
         }
-        !state.ended
+        state
     }
 
     fn in_flight(&self) -> bool {
@@ -249,11 +258,11 @@ pub(crate) fn serve(conn: Arc<Conn>, remote: Option<SocketAddr>) {
         // An unread body leaves the stream out of step: this is the last request.
         let close = head.close || body_unread;
         // One request per connection in the workers' hands at a time.
-        if !conn.wait_settled() {
+        let Some(buf) = conn.begin_response() else {
             break;
-        }
+        };
         let urgent = context.urgent.is_some_and(|is_urgent| is_urgent(&head.path));
-        let writer = ConnWriter::new(Arc::clone(&conn), close);
+        let writer = ConnWriter::new(Arc::clone(&conn), buf, close);
         let request = request::from_connection(head, body, remote, writer, received_at);
         if urgent {
             context.queue.push_urgent(request);

@@ -31,9 +31,9 @@ pub(crate) struct ConnWriter {
 }
 
 impl ConnWriter {
-    /// `close`: the request asked for the connection to end after this response.
-    pub(crate) fn new(conn: Arc<Conn>, close: bool) -> ConnWriter {
-        let buf = conn.begin_response();
+    /// `buf` is the connection's response buffer (`Conn::begin_response`); `close`: the request
+    /// asked for the connection to end after this response.
+    pub(crate) fn new(conn: Arc<Conn>, buf: Vec<u8>, close: bool) -> ConnWriter {
         ConnWriter {
             conn,
             buf,
