@@ -112,11 +112,7 @@ fn read_to_close(stream: &mut TcpStream, limit: Duration) -> Option<String> {
 }
 
 fn metric(server: &Proc, name: &str) -> u64 {
-    let text = support::get(&format!("{}/metrics?format=prometheus", server.url), &[]).body;
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+    support::metric(&server.url, name)
 }
 
 #[test]

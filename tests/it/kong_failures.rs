@@ -31,15 +31,6 @@ fn port_of(url: &str) -> &str {
     url.rsplit(':').next().expect("port")
 }
 
-/// The value of an unlabelled Prometheus sample, e.g. `kong_cache_misses_total`.
-fn metric(server_url: &str, name: &str) -> u64 {
-    let text = support::get(&format!("{server_url}/metrics?format=prometheus"), &[]).body;
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
-}
-
 /// The key claim of an issued token.
 fn key_claim(reply: &Reply) -> String {
     let token = reply.json()["access_token"]
@@ -333,7 +324,7 @@ fn a_slow_kong_holds_up_neither_known_consumers_nor_health() {
         }
     });
     thread::sleep(Duration::from_millis(1200));
-    let stale_before = metric(url, "kong_cache_stale_served_total");
+    let stale_before = support::metric(url, "kong_cache_stale_served_total");
 
     let until = Instant::now() + Duration::from_secs(3);
     let statuses = thread::scope(|scope| {
@@ -379,7 +370,7 @@ fn a_slow_kong_holds_up_neither_known_consumers_nor_health() {
         "every request for a known consumer is answered with its credential: {statuses:?}"
     );
     assert!(
-        metric(url, "kong_cache_stale_served_total") > stale_before,
+        support::metric(url, "kong_cache_stale_served_total") > stale_before,
         "stale entries were served"
     );
 }
@@ -433,7 +424,7 @@ fn beyond_kong_max_waiting_workers_a_lookup_is_refused_at_once() {
         1,
         "refused lookups never reach Kong"
     );
-    assert_eq!(metric(url, "kong_wait_rejected_total"), 2);
+    assert_eq!(support::metric(url, "kong_wait_rejected_total"), 2);
     let operational = support::get(&format!("{url}/metrics"), &[]).json();
     assert_eq!(operational["kong"]["waitRejected"], 2, "{operational}");
     assert_eq!(operational["kong"]["maxWaitingWorkers"], 1, "{operational}");
@@ -452,7 +443,7 @@ fn a_hot_consumer_is_refreshed_ahead_and_picks_up_a_rotated_key() {
     assert_eq!(first.status, 200, "{first:?}");
     let first_stored = Instant::now();
     assert_eq!(key_claim(&first), CONSUMER_KEY);
-    assert_eq!(metric(url, "kong_cache_misses_total"), 1);
+    assert_eq!(support::metric(url, "kong_cache_misses_total"), 1);
 
     // Rotate the consumer's key in Kong.
     let list = support::get(&format!("{}/consumers/{CONSUMER_ID}/jwt", sim.url), &[]).json();
@@ -491,11 +482,11 @@ fn a_hot_consumer_is_refreshed_ahead_and_picks_up_a_rotated_key() {
     );
     assert!(support::kong_credential_gets(&sim.url) >= 2, "refreshed");
     assert_eq!(
-        metric(url, "kong_cache_misses_total"),
+        support::metric(url, "kong_cache_misses_total"),
         1,
         "no request found the entry expired"
     );
-    assert_eq!(metric(url, "kong_cache_stale_served_total"), 0);
+    assert_eq!(support::metric(url, "kong_cache_stale_served_total"), 0);
 }
 
 #[test]

@@ -421,6 +421,16 @@ pub fn credential_of(sim_url: &str, consumer_id: &str) -> (String, String) {
     )
 }
 
+/// The value of a Prometheus sample of the server at `server_url`, labels included in `name`
+/// (`kong_cache_misses_total`, `http_connections_closed_total{reason="idle"}`).
+pub fn metric(server_url: &str, name: &str) -> u64 {
+    let text = get(&format!("{server_url}/metrics?format=prometheus"), &[]).body;
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+}
+
 /// How many `GET /consumers/{c}/jwt` the simulator has answered.
 pub fn kong_credential_gets(sim_url: &str) -> u64 {
     let stats = get(&format!("{sim_url}/_sim/stats"), &[]).json();
