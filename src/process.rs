@@ -1,7 +1,7 @@
-//! Figures about this process from the kernel: resident memory, CPU time, and the limits on
-//! descriptors and threads.
+//! Figures about this process from the kernel and the C allocator: resident memory, the
+//! allocator's footprint, CPU time, and the limits on descriptors and threads.
 //!
-//! Reads `/proc` and calls `getrusage`/`setrlimit`; cheap enough for `/metrics` and
+//! Reads `/proc` and calls `getrusage`/`setrlimit`/`mallinfo2`; cheap enough for `/metrics` and
 //! once-a-second samplers, not meant for the per-request path.
 
 /// Resident set size in bytes (0 where `/proc` is unavailable).
@@ -42,6 +42,22 @@ fn page_size() -> u64 {
 }
 
 /// User plus system CPU seconds consumed by the whole process so far.
+/// Bytes the C allocator holds from the kernel (arenas plus mmapped chunks): the heap's
+/// "total" beside the live bytes our counting allocator reports as "used". `None` where glibc's
+/// `mallinfo2` is not available.
+pub fn allocator_footprint_bytes() -> Option<u64> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 takes no arguments and returns a plain struct by value.
+        let info = unsafe { libc::mallinfo2() };
+        Some((info.arena + info.hblkhd) as u64)
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        None
+    }
+}
+
 pub fn cpu_seconds() -> f64 {
     // SAFETY: getrusage writes into the zeroed struct we own; RUSAGE_SELF is always valid.
     let usage = unsafe {

@@ -17,7 +17,7 @@ use crate::http::{Method, Request, Response};
 use crate::profiling::pprof_out::HeapView;
 use crate::profiling::{
     FinishedSession, Formats, Naming, OutputSpec, Profiler, ProfilingError, SessionInfo,
-    SessionKind, SessionRequest, Trigger, artifacts, workload,
+    SessionKind, SessionRequest, SessionState, Trigger, artifacts, workload,
 };
 
 /// Go's default for `/debug/pprof/profile`.
@@ -34,7 +34,7 @@ pub fn handle(profiler: &Profiler, request: &Request<'_>) -> Response {
         "/debug/profiling/status" => only(request, &[Get], || status(profiler)),
         "/debug/profiling/reports" => only(request, &[Get], || reports(profiler)),
         "/debug/profiling/report" => only(request, &[Get], || report(profiler, request)),
-        "/debug/profiling/cleanup" => only(request, &[Delete, Post], || cleanup(profiler)),
+        "/debug/profiling/cleanup" => only(request, &[Delete, Post], || cleanup(profiler, request)),
         "/debug/pprof" => only(request, &[Get], pprof_index),
         "/debug/pprof/profile" => only(request, &[Get], || pprof_cpu(profiler, request)),
         "/debug/pprof/heap" => only(request, &[Get], || {
@@ -56,18 +56,19 @@ pub fn handle(profiler: &Profiler, request: &Request<'_>) -> Response {
             }
             _ => method_not_allowed(request, &[Post, Delete]),
         },
-        _ if path.starts_with("/debug/pprof/") => Problem::plain(
-            404,
-            "Not Found",
-            "Unknown profile: supported are profile, heap and allocs",
-        )
-        .into_response(request),
+        _ if path.starts_with("/debug/pprof/") => {
+            let mut problem = Problem::not_found(request);
+            problem.detail = "Unknown profile: supported are profile, heap and allocs".into();
+            problem.into_response(request)
+        }
         _ => not_found(request),
     }
 }
 
+/// Runs `run` when the method is allowed (HEAD wherever GET is, per RFC 9110), else 405.
 fn only(request: &Request<'_>, allowed: &[Method], run: impl FnOnce() -> Response) -> Response {
-    if allowed.contains(&request.method) {
+    let head_as_get = request.method == Method::Head && allowed.contains(&Method::Get);
+    if allowed.contains(&request.method) || head_as_get {
         run()
     } else {
         method_not_allowed(request, allowed)
@@ -75,26 +76,19 @@ fn only(request: &Request<'_>, allowed: &[Method], run: impl FnOnce() -> Respons
 }
 
 fn method_not_allowed(request: &Request<'_>, allowed: &[Method]) -> Response {
-    let allow = allowed
-        .iter()
-        .map(|m| m.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    Problem::plain(
-        405,
-        "Method Not Allowed",
-        format!(
-            "{} is not allowed here; use {allow}",
-            request.method.as_str()
-        ),
-    )
-    .into_response(request)
-    .with_header("Allow", allow)
+    let mut allow: Vec<&str> = Vec::new();
+    for method in allowed {
+        allow.push(method.as_str());
+        if *method == Method::Get {
+            allow.push(Method::Head.as_str());
+        }
+    }
+    allow.push(Method::Options.as_str());
+    Problem::method_not_allowed(request, &allow.join(", "))
 }
 
 fn not_found(request: &Request<'_>) -> Response {
-    Problem::plain(404, "Not Found", format!("no such path: {}", request.path))
-        .into_response(request)
+    Problem::not_found(request).into_response(request)
 }
 
 fn bad_request(request: &Request<'_>, detail: impl Into<String>) -> Response {
@@ -239,7 +233,7 @@ fn active_json(info: &SessionInfo) -> Value {
         "id": info.id,
         "type": info.kind.as_str(),
         "trigger": info.trigger.as_str(),
-        "status": "active",
+        "status": SessionState::Running.as_str(),
         "startTime": info.started_at,
         "endTime": null,
         "duration": seconds_text(SystemTime::now().duration_since(info.started).unwrap_or_default()),
@@ -251,11 +245,12 @@ fn finished_json(finished: &FinishedSession) -> Value {
         "id": finished.info.id,
         "type": finished.info.kind.as_str(),
         "trigger": finished.info.trigger.as_str(),
-        "status": if finished.errors.is_empty() { "completed" } else { "completed_with_errors" },
+        "status": finished.state().as_str(),
         "startTime": finished.info.started_at,
         "endTime": finished.ended_at,
         "duration": seconds_text(finished.duration),
         "artifacts": file_names(finished),
+        "errors": finished.errors,
     })
 }
 
@@ -343,16 +338,19 @@ fn report(profiler: &Profiler, request: &Request<'_>) -> Response {
     }
 }
 
-fn cleanup(profiler: &Profiler) -> Response {
-    let (reports, sessions) = profiler.cleanup();
-    Response::json(
-        200,
-        &json!({
-            "success": true,
-            "message": "Profiling cleanup completed",
-            "cleaned": {"reports": reports, "sessions": sessions},
-        }),
-    )
+fn cleanup(profiler: &Profiler, request: &Request<'_>) -> Response {
+    match profiler.cleanup() {
+        Ok(cleaned) => Response::json(
+            200,
+            &json!({
+                "success": true,
+                "message": "Profiling cleanup completed",
+                "cleaned": {"reports": cleaned.reports, "sessions": cleaned.sessions},
+                "stoppedSession": cleaned.stopped,
+            }),
+        ),
+        Err(err) => error_response(request, &err),
+    }
 }
 
 fn pprof_index() -> Response {
@@ -490,9 +488,9 @@ mod tests {
             }
         }
         let (response, _) = call(&p, Method::Get, "/debug/profiling/start");
-        assert_eq!(response.header("Allow"), Some("POST"));
+        assert_eq!(response.header("Allow"), Some("POST, OPTIONS"));
         let (response, _) = call(&p, Method::Get, "/debug/profiling/cleanup");
-        assert_eq!(response.header("Allow"), Some("DELETE, POST"));
+        assert_eq!(response.header("Allow"), Some("DELETE, POST, OPTIONS"));
         let (_, body) = call(&p, Method::Post, "/debug/profiling/stop");
         assert_eq!(body["message"], "No active profiling session");
         assert_eq!(body["sessionId"], Value::Null);

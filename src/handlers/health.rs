@@ -11,6 +11,7 @@ use crate::app::App;
 use crate::http::{Body, Request, Response};
 use crate::kong::KongProbe;
 use crate::kong::breaker::BreakerState;
+use crate::profiling::SessionState;
 use crate::timefmt;
 
 /// `GET /health/live`: 200 while the process serves. A constant body, no allocation.
@@ -181,6 +182,7 @@ fn profiling_section(app: &App) -> Value {
             "id": session.id,
             "type": session.kind.as_str(),
             "trigger": session.trigger.as_str(),
+            "status": SessionState::Running.as_str(),
             "startedAt": session.started_at,
         })
     });
@@ -189,6 +191,7 @@ fn profiling_section(app: &App) -> Value {
             "id": session.info.id,
             "type": session.info.kind.as_str(),
             "trigger": session.info.trigger.as_str(),
+            "status": session.state().as_str(),
             "startedAt": session.info.started_at,
             "endedAt": session.ended_at,
             "durationSeconds": session.duration.as_secs_f64(),

@@ -93,12 +93,7 @@ fn operational(app: &App) -> Value {
     json!({
         "timestamp": timefmt::now_iso8601(),
         "uptime": app.started.elapsed().as_secs(),
-        "memory": {
-            "residentBytes": gauges.resident_bytes,
-            "heapLiveBytes": gauges.heap_live_bytes,
-            "heapPeakBytes": gauges.heap_peak_bytes,
-            "profilerHeapBytes": gauges.profiler_heap_bytes,
-        },
+        "memory": memory_view(&gauges),
         "cache": {
             "entries": entries,
             "staleEntries": stale,
@@ -114,6 +109,25 @@ fn operational(app: &App) -> Value {
             "tokensIssued": app.metrics.tokens_issued.load(Ordering::Relaxed),
             "tokensMeanMs": tokens.mean().as_secs_f64() * 1000.0,
         },
+    })
+}
+
+/// The old service's four keys in whole MiB (`used` heap in use, `total` heap held from the
+/// kernel, `rss`, `external` everything else resident), then ours in bytes.
+fn memory_view(gauges: &Gauges) -> Value {
+    let heap_total = process::allocator_footprint_bytes()
+        .unwrap_or(gauges.heap_peak_bytes)
+        .max(gauges.heap_live_bytes);
+    let mib = |bytes: u64| (bytes as f64 / (1024.0 * 1024.0)).round() as u64;
+    json!({
+        "used": mib(gauges.heap_live_bytes),
+        "total": mib(heap_total),
+        "rss": mib(gauges.resident_bytes),
+        "external": mib(gauges.resident_bytes.saturating_sub(heap_total)),
+        "residentBytes": gauges.resident_bytes,
+        "heapLiveBytes": gauges.heap_live_bytes,
+        "heapPeakBytes": gauges.heap_peak_bytes,
+        "profilerHeapBytes": gauges.profiler_heap_bytes,
     })
 }
 

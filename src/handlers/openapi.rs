@@ -1,55 +1,104 @@
 //! `GET /`: the OpenAPI 3.1 description of every route, as JSON or (when `Accept` asks) YAML,
-//! with an `ETag` so clients can revalidate with `If-None-Match`.
+//! with the old service's caching: one `ETag` per representation, `Last-Modified`, `Vary:
+//! Accept` and `Cache-Control: public, max-age=300`, and 304 for `If-None-Match` /
+//! `If-Modified-Since`.
 //!
-//! The document is built once, on first use, and never changes while the process runs.
+//! The document is built once, on first use, and never changes while the process runs, so the
+//! time it was built is its `Last-Modified`.
 
 use std::fmt::Write as _;
 use std::sync::LazyLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
 use crate::http::{Body, Request, Response};
 
-struct Rendered {
-    json: Vec<u8>,
-    yaml: Vec<u8>,
+/// One representation of the document, with its own validator: a cache that stored the YAML
+/// must never be told its copy is current by the JSON's ETag.
+struct Representation {
+    content_type: &'static str,
+    body: Vec<u8>,
     etag: String,
+}
+
+impl Representation {
+    fn new(content_type: &'static str, body: Vec<u8>) -> Representation {
+        Representation {
+            etag: format!("\"{:016x}\"", fnv1a(&body)),
+            content_type,
+            body,
+        }
+    }
+}
+
+struct Rendered {
+    json: Representation,
+    yaml: Representation,
+    /// Whole seconds: HTTP-dates have no finer resolution, and a client's copy of our own
+    /// `Last-Modified` must compare as not older.
+    built: SystemTime,
+    last_modified: String,
 }
 
 static DOCUMENT: LazyLock<Rendered> = LazyLock::new(|| {
     let document = build();
-    let json = serde_json::to_vec_pretty(&document).unwrap_or_default();
     let mut yaml = String::new();
     write_yaml(&mut yaml, &document, 0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let built = UNIX_EPOCH + Duration::from_secs(now.as_secs());
     Rendered {
-        etag: format!("\"{:016x}\"", fnv1a(&json)),
-        json,
-        yaml: yaml.into_bytes(),
+        json: Representation::new(
+            "application/json",
+            serde_json::to_vec_pretty(&document).unwrap_or_default(),
+        ),
+        yaml: Representation::new("application/yaml", yaml.into_bytes()),
+        built,
+        last_modified: httpdate::fmt_http_date(built),
     }
 });
 
+const CACHE_CONTROL: &str = "public, max-age=300";
+
 pub fn document(request: &Request<'_>) -> Response {
     let rendered = &*DOCUMENT;
-    let matches = request.header("if-none-match").is_some_and(|tags| {
-        tags.split(',')
-            .any(|tag| tag.trim() == rendered.etag || tag.trim() == "*")
-    });
-    if matches {
-        return Response::new(304).with_header("ETag", rendered.etag.clone());
-    }
     let wants_yaml = request
         .header("accept")
-        .is_some_and(|accept| accept.contains("yaml"));
-    let (content_type, body) = if wants_yaml {
-        ("application/yaml", &rendered.yaml)
+        .is_some_and(|accept| accept.to_ascii_lowercase().contains("yaml"));
+    let chosen = if wants_yaml {
+        &rendered.yaml
     } else {
-        ("application/json", &rendered.json)
+        &rendered.json
     };
-    Response::new(200)
-        .with_header("Content-Type", content_type)
-        .with_header("ETag", rendered.etag.clone())
-        .with_header("Cache-Control", "no-cache")
-        .with_body(Body::Bytes(body.clone()))
+    let response = if is_fresh(request, &chosen.etag, rendered.built) {
+        Response::new(304)
+    } else {
+        Response::new(200)
+            .with_header("Content-Type", chosen.content_type)
+            .with_body(Body::Bytes(chosen.body.clone()))
+    };
+    response
+        .with_header("ETag", chosen.etag.clone())
+        .with_header("Last-Modified", rendered.last_modified.clone())
+        .with_header("Cache-Control", CACHE_CONTROL)
+        .with_header("Vary", "Accept")
+}
+
+/// RFC 9110 13.2.2: `If-None-Match` (weak comparison) decides when present; only without it
+/// does `If-Modified-Since` count.
+fn is_fresh(request: &Request<'_>, etag: &str, built: SystemTime) -> bool {
+    if let Some(tags) = request.header("if-none-match") {
+        return tags
+            .split(',')
+            .map(str::trim)
+            .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag);
+    }
+    request
+        .header("if-modified-since")
+        .and_then(|date| httpdate::parse_http_date(date).ok())
+        .is_some_and(|since| built <= since)
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -78,7 +127,7 @@ fn build() -> Value {
             "parameters": consumer_headers(),
             "responses": {
                 "200": {"description": "a signed HS256 JWT", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TokenResponse"}}}},
-                "400": problem("AUTH_007 header too long, or X-Consumer-ID . or .."),
+                "400": problem("AUTH_007 header too long, X-Consumer-ID . or .., or a body that is neither JSON nor form-urlencoded"),
                 "401": problem("AUTH_001 missing consumer headers, AUTH_002 consumer not found, AUTH_009 anonymous consumer"),
                 "500": problem("AUTH_003 signing failed, AUTH_008 internal error"),
                 "503": problem("AUTH_004 Kong unavailable or too many requests waiting on Kong, AUTH_005 circuit breaker open (with Retry-After)"),
@@ -105,9 +154,9 @@ fn build() -> Value {
     let json_ok = |summary: &str, tag: &str| json!({"summary": summary, "tags": [tag], "responses": {"200": {"description": "OK", "content": {"application/json": {}}}}});
     let debug_op = |summary: &str| json!({"summary": summary, "tags": ["profiling"], "description": "Only outside production (APP_ENV) and with PROFILING_ENABLED not false; 404 otherwise.", "responses": {"200": {"description": "OK"}, "400": problem("bad parameters"), "404": problem("debug routes disabled"), "409": problem("a session is already running")}});
     json!({
-        "openapi": "3.1.0",
+        "openapi": "3.1.1",
         "info": {
-            "title": "auth-service",
+            "title": "Authentication Service API",
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Issues and validates short-lived HS256 JWTs for Kong consumers; profiles itself.",
         },
@@ -123,7 +172,7 @@ fn build() -> Value {
                     {"name": "view", "in": "query", "schema": {"enum": ["operational", "infrastructure", "config", "full"]}},
                 ],
                 "responses": {"200": {"description": "metrics"}, "400": problem("AUTH_007 unknown view or format")}}},
-            "/": {"get": {"summary": "This document (JSON, or YAML when Accept asks for yaml)", "tags": ["operations"], "responses": {"200": {"description": "OpenAPI 3.1"}, "304": {"description": "not modified (If-None-Match)"}}}},
+            "/": {"get": {"summary": "This document (JSON, or YAML when Accept asks for yaml)", "tags": ["operations"], "responses": {"200": {"description": "OpenAPI 3.1"}, "304": {"description": "not modified (If-None-Match or If-Modified-Since)"}}}},
             "/debug/profiling/start": {"post": debug_op("Start a profiling session (?type=cpu|heap|both&seconds=N)")},
             "/debug/profiling/stop": {"post": debug_op("Stop the session and write its artifacts")},
             "/debug/profiling/status": {"get": debug_op("Profiler status")},

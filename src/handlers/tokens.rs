@@ -60,8 +60,9 @@ fn consumer<'a>(app: &App, request: &Request<'a>) -> Result<Consumer<'a>, Proble
     {
         return Err(Problem::auth(
             ErrorCode::AnonymousConsumer,
-            "anonymous consumers cannot obtain tokens",
-        ));
+            "Anonymous consumers are not allowed to request tokens",
+        )
+        .with_extension("reason", "Anonymous consumers are not allowed"));
     }
     Ok(Consumer { id, username })
 }

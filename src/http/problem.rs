@@ -135,6 +135,26 @@ impl Problem {
         self.into_response_for(request.path, request.request_id)
     }
 
+    /// 404 in the old service's shape: the detail names the path, and `extensions.requestId`
+    /// repeats the top-level `requestId`.
+    pub fn not_found(request: &Request<'_>) -> Problem {
+        let detail = format!("The requested resource '{}' was not found", request.path);
+        Problem::plain(404, "Not Found", detail).with_extension("requestId", request.request_id)
+    }
+
+    /// 405 in the old service's shape: the detail ends with the `Allow` list, which
+    /// `extensions.allowedMethods` repeats as an array. The response carries `Allow` too.
+    pub fn method_not_allowed(request: &Request<'_>, allow: &str) -> Response {
+        let detail = format!(
+            "The requested method is not allowed for this endpoint. Allowed methods: {allow}"
+        );
+        let methods: Vec<&str> = allow.split(", ").collect();
+        Problem::plain(405, "Method Not Allowed", detail)
+            .with_extension("allowedMethods", methods)
+            .into_response(request)
+            .with_header("Allow", allow.to_owned())
+    }
+
     pub fn into_response_for(self, instance: &str, request_id: &str) -> Response {
         let mut body = Map::new();
         let type_uri = match self.code {

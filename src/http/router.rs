@@ -1,12 +1,14 @@
 //! The router: one `match` from (method, path) to a handler, deciding 404, 405 with `Allow`,
-//! and OPTIONS preflights here.
+//! OPTIONS preflights, and the body `Content-Type` check that comes before all of them.
 //!
 //! No I/O, no clock, no locks: handlers do the work. The route label it returns is what
 //! metrics and the SLA monitor key on, so it never contains anything from the request.
 
+use serde_json::Value;
+
 use crate::app::App;
 use crate::handlers;
-use crate::http::problem::Problem;
+use crate::http::problem::{ErrorCode, Problem};
 use crate::http::{Method, Request, Response};
 use crate::metrics::RouteLabel;
 
@@ -17,15 +19,15 @@ fn resolve(path: &str, debug_routes: bool) -> Option<(RouteLabel, &'static str)>
         _ => path.strip_suffix('/').unwrap_or(path),
     };
     let found = match path {
-        "/tokens" => (RouteLabel::Tokens, "GET, POST, OPTIONS"),
-        "/tokens/validate" => (RouteLabel::TokensValidate, "GET, POST, OPTIONS"),
+        "/tokens" => (RouteLabel::Tokens, "GET, HEAD, POST, OPTIONS"),
+        "/tokens/validate" => (RouteLabel::TokensValidate, "GET, HEAD, POST, OPTIONS"),
         "/health" => (RouteLabel::Health, "GET, HEAD, OPTIONS"),
         "/health/ready" => (RouteLabel::HealthReady, "GET, HEAD, OPTIONS"),
         "/health/live" => (RouteLabel::HealthLive, "GET, HEAD, OPTIONS"),
         "/metrics" => (RouteLabel::Metrics, "GET, HEAD, OPTIONS"),
         "/" => (RouteLabel::OpenApi, "GET, HEAD, OPTIONS"),
         _ if debug_routes && (path == "/debug" || path.starts_with("/debug/")) => {
-            (RouteLabel::Debug, "GET, POST, DELETE, OPTIONS")
+            (RouteLabel::Debug, "GET, HEAD, POST, DELETE, OPTIONS")
         }
         _ => return None,
     };
@@ -34,10 +36,18 @@ fn resolve(path: &str, debug_routes: bool) -> Option<(RouteLabel, &'static str)>
 
 /// Dispatches `request`; the label names the matched route for metrics.
 pub fn route(app: &App, request: &Request<'_>) -> (RouteLabel, Response) {
-    let Some((label, allow)) = resolve(request.path, app.config.profiling.debug_routes) else {
-        let response = Problem::plain(404, "Not Found", format!("no route for {}", request.path))
-            .into_response(request);
-        return (RouteLabel::Unmatched, response);
+    let resolved = resolve(request.path, app.config.profiling.debug_routes);
+    let label = resolved.map_or(RouteLabel::Unmatched, |(label, _)| label);
+    // Before routing, as the old service did: a client sending an unusable body learns that
+    // first, whatever path or method it used.
+    if let Some(problem) = unsupported_body(request) {
+        return (label, problem.into_response(request));
+    }
+    let Some((label, allow)) = resolved else {
+        return (
+            RouteLabel::Unmatched,
+            Problem::not_found(request).into_response(request),
+        );
     };
     if request.method == Method::Options {
         let response = Response::new(204).with_header("Allow", allow).with_header(
@@ -47,8 +57,10 @@ pub fn route(app: &App, request: &Request<'_>) -> (RouteLabel, Response) {
         return (label, response);
     }
     let response = match (label, request.method) {
-        (RouteLabel::Tokens, Method::Get | Method::Post) => handlers::tokens::issue(app, request),
-        (RouteLabel::TokensValidate, Method::Get | Method::Post) => {
+        (RouteLabel::Tokens, Method::Get | Method::Head | Method::Post) => {
+            handlers::tokens::issue(app, request)
+        }
+        (RouteLabel::TokensValidate, Method::Get | Method::Head | Method::Post) => {
             handlers::tokens::validate(app, request)
         }
         (RouteLabel::Health, Method::Get | Method::Head) => handlers::health::health(app, request),
@@ -61,17 +73,46 @@ pub fn route(app: &App, request: &Request<'_>) -> (RouteLabel, Response) {
         }
         (RouteLabel::OpenApi, Method::Get | Method::Head) => handlers::openapi::document(request),
         (RouteLabel::Debug, _) => handlers::debug_routes(app, request),
-        _ => Problem::plain(
-            405,
-            "Method Not Allowed",
-            format!(
-                "{} is not allowed on {}",
-                request.method.as_str(),
-                request.path
-            ),
-        )
-        .into_response(request)
-        .with_header("Allow", allow),
+        _ => Problem::method_not_allowed(request, allow),
     };
     (label, response)
+}
+
+/// The media types a request body may have (any parameters, such as `charset`, allowed).
+pub const ACCEPTED_BODY_TYPES: [&str; 2] =
+    ["application/json", "application/x-www-form-urlencoded"];
+
+/// AUTH_007 when the request carries a body whose `Content-Type` is missing or not one of
+/// [`ACCEPTED_BODY_TYPES`]; `None` for requests without a body.
+fn unsupported_body(request: &Request<'_>) -> Option<Problem> {
+    let has_body = request.header("transfer-encoding").is_some()
+        || request
+            .header("content-length")
+            .is_some_and(|length| length != "0" && !length.bytes().all(|b| b == b'0'));
+    if !has_body {
+        return None;
+    }
+    let provided = request.header("content-type");
+    let media_type = provided
+        .and_then(|value| value.split(';').next())
+        .map(str::trim)
+        .unwrap_or("");
+    if ACCEPTED_BODY_TYPES
+        .iter()
+        .any(|accepted| media_type.eq_ignore_ascii_case(accepted))
+    {
+        return None;
+    }
+    let detail = match provided {
+        Some(value) => format!(
+            "Content-Type '{value}' is not supported; send application/json or application/x-www-form-urlencoded"
+        ),
+        None => "A request body needs a Content-Type of application/json or application/x-www-form-urlencoded".to_owned(),
+    };
+    Some(
+        Problem::auth(ErrorCode::InvalidRequestFormat, detail)
+            .with_extension("reason", "Invalid or unsupported Content-Type")
+            .with_extension("provided", provided.map_or(Value::Null, Value::from))
+            .with_extension("accepted", ACCEPTED_BODY_TYPES.to_vec()),
+    )
 }

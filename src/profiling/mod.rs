@@ -257,6 +257,7 @@ pub struct Artifact {
 #[derive(Clone, Debug)]
 pub struct FinishedSession {
     pub info: SessionInfo,
+    pub ending: SessionEnd,
     pub ended_at: String,
     pub duration: Duration,
     /// Files written, in the order CPU md, pb.gz, svg, heap md, pb.gz.
@@ -269,10 +270,57 @@ pub struct FinishedSession {
     pub errors: Vec<String>,
 }
 
+/// Why a session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// Its `seconds` ran out.
+    Completed,
+    /// Someone stopped it (`stop`, cleanup, the monitor, shutdown).
+    Stopped,
+}
+
+/// A session's state as the old service named it in every `/debug/profiling/*` body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionState {
+    Running,
+    Stopped,
+    Completed,
+    /// The session or one of its artifacts failed (the errors say which).
+    Failed,
+}
+
+impl SessionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionState::Running => "running",
+            SessionState::Stopped => "stopped",
+            SessionState::Completed => "completed",
+            SessionState::Failed => "failed",
+        }
+    }
+}
+
 impl FinishedSession {
+    pub fn state(&self) -> SessionState {
+        match self.ending {
+            _ if !self.errors.is_empty() => SessionState::Failed,
+            SessionEnd::Completed => SessionState::Completed,
+            SessionEnd::Stopped => SessionState::Stopped,
+        }
+    }
+
     pub fn artifact_paths(&self) -> Vec<PathBuf> {
         self.artifacts.iter().map(|a| a.path.clone()).collect()
     }
+}
+
+/// What `Profiler::cleanup` removed.
+#[derive(Debug)]
+pub struct Cleaned {
+    pub reports: usize,
+    pub sessions: usize,
+    /// The session cleanup stopped, if one was running.
+    pub stopped: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -720,17 +768,24 @@ impl Profiler {
 
     /// Deletes every listed report and forgets finished sessions (the active one stays).
     /// Returns (reports deleted, sessions forgotten).
-    pub fn cleanup(&self) -> (usize, usize) {
-        let mut deleted = 0;
+    /// Stops a running session (its artifacts are written first, so a session is never cut
+    /// off half-written), then deletes every report and forgets the session history.
+    pub fn cleanup(&self) -> Result<Cleaned, ProfilingError> {
+        let stopped = self.stop()?.map(|finished| finished.info.id);
+        let mut reports = 0;
         for entry in self.reports() {
             if std::fs::remove_file(&entry.file.path).is_ok() {
-                deleted += 1;
+                reports += 1;
             }
         }
         let mut state = lock(&self.inner.state);
-        let forgotten = state.history.len();
+        let sessions = state.history.len();
         state.history.clear();
-        (deleted, forgotten)
+        Ok(Cleaned {
+            reports,
+            sessions,
+            stopped,
+        })
     }
 
     /// The `/debug/workload/retain` memory.
@@ -754,6 +809,7 @@ struct Collected {
     heap: Option<HeapProfile>,
     extra: Vec<(String, String)>,
     ended: SystemTime,
+    ending: SessionEnd,
 }
 
 impl Session {
@@ -797,17 +853,17 @@ impl Session {
 
         let deadline = self.request.seconds.map(|s| began + Duration::from_secs(s));
         let mut next_tick = began + Duration::from_secs(1);
-        let extra = loop {
+        let (extra, ending) = loop {
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
-                break Vec::new();
+                break (Vec::new(), SessionEnd::Completed);
             }
             let mut wake = next_tick;
             if let Some(deadline) = deadline {
                 wake = wake.min(deadline);
             }
             match commands.recv_timeout(wake.saturating_duration_since(now)) {
-                Ok(Command::Stop { extra }) => break extra,
+                Ok(Command::Stop { extra }) => break (extra, SessionEnd::Stopped),
                 Err(RecvTimeoutError::Timeout) => {
                     if Instant::now() >= next_tick {
                         if heap_origin.is_some() {
@@ -819,7 +875,7 @@ impl Session {
                         next_tick += Duration::from_secs(1);
                     }
                 }
-                Err(RecvTimeoutError::Disconnected) => break Vec::new(),
+                Err(RecvTimeoutError::Disconnected) => break (Vec::new(), SessionEnd::Stopped),
             }
         };
 
@@ -879,6 +935,7 @@ impl Session {
                 heap,
                 extra,
                 ended: SystemTime::now(),
+                ending,
             })
         }));
         alloc::stop_sampling();
@@ -893,15 +950,19 @@ impl Session {
         {
             let mut state = lock(&self.inner.state);
             state.active = None;
-            if let Ok(finished) = &result {
-                let mut remembered = finished.clone();
-                // The pprof bytes belong to the waiting request, not to the history.
-                remembered.cpu_pprof_gz = None;
-                if state.history.len() >= HISTORY {
-                    state.history.pop_front();
-                }
-                state.history.push_back(remembered);
+            // A session that produced nothing is still listed, as `failed` with its error.
+            let remembered = match &result {
+                Ok(finished) => FinishedSession {
+                    // The pprof bytes belong to the waiting request, not to the history.
+                    cpu_pprof_gz: None,
+                    ..finished.clone()
+                },
+                Err(err) => self.failed(err),
+            };
+            if state.history.len() >= HISTORY {
+                state.history.pop_front();
             }
+            state.history.push_back(remembered);
         }
         match &result {
             Ok(finished) => log::info!(
@@ -913,6 +974,22 @@ impl Session {
             Err(err) => log::error!("profiling session {} failed: {err}", self.info.id),
         }
         self.completion.set(result);
+    }
+
+    /// The history entry of a session that ended in `err` without a result.
+    fn failed(&self, err: &ProfilingError) -> FinishedSession {
+        let ended = SystemTime::now();
+        FinishedSession {
+            info: self.info.clone(),
+            ending: SessionEnd::Stopped,
+            ended_at: iso(ended),
+            duration: ended.duration_since(self.info.started).unwrap_or_default(),
+            artifacts: Vec::new(),
+            cpu_samples: None,
+            heap_samples: None,
+            cpu_pprof_gz: None,
+            errors: vec![err.to_string()],
+        }
     }
 
     /// Renders and writes every requested artifact; one failing file does not stop the rest.
@@ -931,6 +1008,7 @@ impl Session {
             .unwrap_or_default();
         let mut finished = FinishedSession {
             info: self.info.clone(),
+            ending: collected.ending,
             ended_at: iso(collected.ended),
             duration,
             artifacts: Vec::new(),

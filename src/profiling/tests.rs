@@ -134,7 +134,9 @@ fn cpu_session_finds_the_spinning_function() {
             .iter()
             .all(|r| r.session_id.as_deref() == Some(info.id.as_str()))
     );
-    assert_eq!(profiler.cleanup(), (3, 1));
+    let cleaned = profiler.cleanup().unwrap();
+    assert_eq!((cleaned.reports, cleaned.sessions), (3, 1));
+    assert_eq!(cleaned.stopped, None);
     assert!(profiler.reports().is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }

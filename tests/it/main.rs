@@ -4,6 +4,7 @@
 mod analysis_truth;
 mod bench;
 mod config;
+mod contract;
 mod hardening;
 mod kong_failures;
 mod kong_sim;

@@ -311,7 +311,7 @@ fn endpoint_statuses() {
     }
     let wrong = get(&format!("{url}/debug/profiling/start"), &[]);
     assert_eq!(wrong.status, 405);
-    assert_eq!(wrong.header("Allow"), Some("POST"));
+    assert_eq!(wrong.header("Allow"), Some("POST, OPTIONS"));
     assert_eq!(get(&format!("{url}/debug/unknown"), &[]).status, 404);
     assert_eq!(
         get(&format!("{url}/debug/pprof/goroutine"), &[]).status,

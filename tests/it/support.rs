@@ -308,6 +308,21 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&
     })
 }
 
+/// Writes `request` as raw bytes to the server at `url` and returns what comes back until the
+/// server closes (or 10 s pass), for requests a client library would not send.
+pub fn raw_exchange(url: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 pub fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
     request("GET", url, headers, None)
 }
