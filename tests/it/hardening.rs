@@ -343,7 +343,7 @@ fn ambiguous_framing_is_refused_and_never_read_as_a_second_request() {
     // A chunked body done right is still served.
     let mut stream = TcpStream::connect(addr(&server)).unwrap();
     stream
-        .write_all(b"POST /health/live HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\nabcd\r\n0\r\n\r\n")
+        .write_all(b"POST /health/live HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\n{}  \r\n0\r\n\r\n")
         .unwrap();
     let answer = read_to_close(&mut stream, Duration::from_secs(5)).expect("closed");
     assert!(answer.starts_with("HTTP/1.1 "), "{answer:?}");
