@@ -110,5 +110,6 @@ pub mod monitor;
 pub mod process;
 pub mod profiling;
 pub mod server;
+pub mod telemetry;
 pub mod timefmt;
 pub mod tools;
