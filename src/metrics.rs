@@ -160,10 +160,13 @@ impl Histogram {
     /// for the OTLP export, which reads these atomics rather than keeping its own.
     pub fn cumulative_buckets(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
         let mut cumulative = 0;
-        BUCKETS.iter().zip(&self.buckets).map(move |(bound, bucket)| {
-            cumulative += bucket.load(Ordering::Relaxed);
-            (*bound, cumulative)
-        })
+        BUCKETS
+            .iter()
+            .zip(&self.buckets)
+            .map(move |(bound, bucket)| {
+                cumulative += bucket.load(Ordering::Relaxed);
+                (*bound, cumulative)
+            })
     }
 
     pub fn sum_seconds(&self) -> f64 {

@@ -21,8 +21,8 @@ use std::time::Duration;
 
 pub use env::{ConfigError, Env};
 // Issue 13 (OpenTelemetry): the OTEL_* variables live in config/telemetry.rs.
-pub use telemetry::{SamplerConfig, TelemetryConfig, TelemetryMode};
 use env::{boolean, header_value, invalid, list, millis, number, seconds};
+pub use telemetry::{SamplerConfig, TelemetryConfig, TelemetryMode};
 
 /// How the service talks to Kong's Admin API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

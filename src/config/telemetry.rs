@@ -110,8 +110,11 @@ impl TelemetryConfig {
         };
         let traces_endpoint =
             signal_endpoint("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", traces, "/v1/traces")?;
-        let metrics_endpoint =
-            signal_endpoint("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", metrics, "/v1/metrics")?;
+        let metrics_endpoint = signal_endpoint(
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            metrics,
+            "/v1/metrics",
+        )?;
 
         let headers = match env.get("OTEL_EXPORTER_OTLP_HEADERS") {
             None => Vec::new(),
@@ -184,9 +187,7 @@ fn check_url(variable: &str, url: &str) -> Result<(), ConfigError> {
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"));
     match rest {
-        Some(rest) if !rest.is_empty() && url.bytes().all(|b| (b'!'..=b'~').contains(&b)) => {
-            Ok(())
-        }
+        Some(rest) if !rest.is_empty() && url.bytes().all(|b| (b'!'..=b'~').contains(&b)) => Ok(()),
         _ => Err(invalid(variable, url, "an http:// or https:// URL")),
     }
 }
@@ -249,12 +250,18 @@ mod tests {
         assert_eq!(config.service_name, "authentication-service");
         assert_eq!(config.timeout, Duration::from_secs(10));
         assert_eq!(config.metric_interval, Duration::from_secs(60));
-        assert_eq!((config.max_queue_size, config.max_export_batch_size), (2048, 512));
+        assert_eq!(
+            (config.max_queue_size, config.max_export_batch_size),
+            (2048, 512)
+        );
         let config = load(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/")]).unwrap();
         assert_eq!(config.mode, TelemetryMode::Both);
         assert_eq!(config.traces_endpoint, "http://collector:4318/v1/traces");
         assert_eq!(config.metrics_endpoint, "http://collector:4318/v1/metrics");
-        let config = load(&[("TELEMETRY_MODE", "console"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c")]);
+        let config = load(&[
+            ("TELEMETRY_MODE", "console"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c"),
+        ]);
         assert_eq!(config.unwrap().mode, TelemetryMode::Console);
     }
 
@@ -262,7 +269,10 @@ mod tests {
     fn per_signal_endpoints_are_used_as_is() {
         let config = load(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://base:4318"),
-            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://tempo/otlp/traces"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "https://tempo/otlp/traces",
+            ),
         ])
         .unwrap();
         assert_eq!(config.traces_endpoint, "https://tempo/otlp/traces");
@@ -286,7 +296,10 @@ mod tests {
         assert_eq!(headers, [("api-key", "a=b"), ("x-tenant", "t1")]);
         assert_eq!(config.sampler, SamplerConfig::ParentBasedTraceIdRatio(0.25));
         assert_eq!(config.max_export_batch_size, 100);
-        assert!(!format!("{config:?}").contains("a=b"), "header values are redacted");
+        assert!(
+            !format!("{config:?}").contains("a=b"),
+            "header values are redacted"
+        );
     }
 
     #[test]
@@ -307,10 +320,24 @@ mod tests {
             let err = load(&[(variable, value)]).unwrap_err().to_string();
             assert!(err.contains(variable), "{variable}: {err}");
         }
-        let err = load(&[("OTEL_TRACES_SAMPLER", "traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "2")]);
-        assert!(err.unwrap_err().to_string().contains("OTEL_TRACES_SAMPLER_ARG"));
-        let err = load(&[("OTEL_BSP_MAX_QUEUE_SIZE", "10"), ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "11")]);
-        assert!(err.unwrap_err().to_string().contains("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"));
+        let err = load(&[
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "2"),
+        ]);
+        assert!(
+            err.unwrap_err()
+                .to_string()
+                .contains("OTEL_TRACES_SAMPLER_ARG")
+        );
+        let err = load(&[
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "10"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "11"),
+        ]);
+        assert!(
+            err.unwrap_err()
+                .to_string()
+                .contains("OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
+        );
         let err = load(&[("OTEL_EXPORTER_OTLP_HEADERS", "k=secret\u{1}")]).unwrap_err();
         assert!(!err.to_string().contains("secret"), "{err}");
     }

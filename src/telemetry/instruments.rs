@@ -94,26 +94,36 @@ pub fn register(meter: &Meter, app: &Arc<App>) {
         },
     );
     let plain: [(&'static str, &'static str, fn(&App) -> u64); 6] = [
-        ("kong_cache_hits_total", "Credential lookups answered from fresh cache.", |app| {
-            relaxed(&app.metrics.cache_hits)
-        }),
-        ("kong_cache_misses_total", "Credential lookups that needed Kong.", |app| {
-            relaxed(&app.metrics.cache_misses)
-        }),
-        ("kong_cache_stale_served_total", "Stale credentials served.", |app| {
-            relaxed(&app.metrics.cache_stale_served)
-        }),
+        (
+            "kong_cache_hits_total",
+            "Credential lookups answered from fresh cache.",
+            |app| relaxed(&app.metrics.cache_hits),
+        ),
+        (
+            "kong_cache_misses_total",
+            "Credential lookups that needed Kong.",
+            |app| relaxed(&app.metrics.cache_misses),
+        ),
+        (
+            "kong_cache_stale_served_total",
+            "Stale credentials served.",
+            |app| relaxed(&app.metrics.cache_stale_served),
+        ),
         (
             "kong_wait_rejected_total",
             "Requests turned away from waiting on Kong (KONG_MAX_WAITING_WORKERS).",
             |app| relaxed(&app.metrics.kong_wait_rejected),
         ),
-        ("jwt_tokens_issued_total", "Tokens issued by /tokens.", |app| {
-            relaxed(&app.metrics.tokens_issued)
-        }),
-        ("http_handler_panics_total", "Handler panics contained to a 500.", |app| {
-            relaxed(&app.metrics.panics)
-        }),
+        (
+            "jwt_tokens_issued_total",
+            "Tokens issued by /tokens.",
+            |app| relaxed(&app.metrics.tokens_issued),
+        ),
+        (
+            "http_handler_panics_total",
+            "Handler panics contained to a 500.",
+            |app| relaxed(&app.metrics.panics),
+        ),
     ];
     for (name, description, read) in plain {
         counter(meter, &app, name, description, move |app, emit| {
@@ -151,7 +161,10 @@ pub fn register(meter: &Meter, app: &Arc<App>) {
         "SLA violation decisions, by whether a profile started.",
         |app, emit| {
             for endpoint in app.sla.snapshot().endpoints {
-                for (triggered, count) in [("false", endpoint.violations[0]), ("true", endpoint.violations[1])] {
+                for (triggered, count) in [
+                    ("false", endpoint.violations[0]),
+                    ("true", endpoint.violations[1]),
+                ] {
                     let labels = [
                         KeyValue::new("endpoint", endpoint.route.clone()),
                         KeyValue::new("triggered", triggered),
@@ -161,9 +174,13 @@ pub fn register(meter: &Meter, app: &Arc<App>) {
             }
         },
     );
-    gauge(meter, &app, "kong_cache_entries", "Credential cache entries.", |app, emit| {
-        emit(app.store.cache_len() as f64, &[])
-    });
+    gauge(
+        meter,
+        &app,
+        "kong_cache_entries",
+        "Credential cache entries.",
+        |app, emit| emit(app.store.cache_len() as f64, &[]),
+    );
     gauge(
         meter,
         &app,
@@ -185,9 +202,13 @@ pub fn register(meter: &Meter, app: &Arc<App>) {
         "Rolling-window p99 latency per SLA route.",
         |app, emit| sla_percentile(app, emit, |e| e.p99_ms),
     );
-    gauge(meter, &app, "profiling_active", "1 while a profiling session runs.", |app, emit| {
-        emit(if app.profiler.is_active() { 1.0 } else { 0.0 }, &[])
-    });
+    gauge(
+        meter,
+        &app,
+        "profiling_active",
+        "1 while a profiling session runs.",
+        |app, emit| emit(if app.profiler.is_active() { 1.0 } else { 0.0 }, &[]),
+    );
     gauge(
         meter,
         &app,
@@ -204,7 +225,12 @@ fn relaxed(counter: &std::sync::atomic::AtomicU64) -> u64 {
 fn routes(app: &App, histogram: fn(&App, RouteLabel) -> &Histogram) -> Vec<(KeyValue, &Histogram)> {
     RouteLabel::ALL
         .iter()
-        .map(|route| (KeyValue::new("route", route.as_str()), histogram(app, *route)))
+        .map(|route| {
+            (
+                KeyValue::new("route", route.as_str()),
+                histogram(app, *route),
+            )
+        })
         .collect()
 }
 
@@ -215,7 +241,10 @@ fn sla_percentile(
 ) {
     for endpoint in app.sla.snapshot().endpoints {
         if let Some(ms) = value(&endpoint) {
-            emit(ms / 1000.0, &[KeyValue::new("route", endpoint.route.clone())]);
+            emit(
+                ms / 1000.0,
+                &[KeyValue::new("route", endpoint.route.clone())],
+            );
         }
     }
 }
@@ -266,19 +295,34 @@ fn histogram(
     description: &'static str,
     series: fn(&App) -> Vec<(KeyValue, &Histogram)>,
 ) {
-    counter(meter, app, format!("{name}_bucket"), description, move |app, emit| {
-        for (label, histogram) in series(app) {
-            for (bound, count) in histogram.cumulative_buckets() {
-                emit(count, &[label.clone(), KeyValue::new("le", bound.to_string())]);
+    counter(
+        meter,
+        app,
+        format!("{name}_bucket"),
+        description,
+        move |app, emit| {
+            for (label, histogram) in series(app) {
+                for (bound, count) in histogram.cumulative_buckets() {
+                    emit(
+                        count,
+                        &[label.clone(), KeyValue::new("le", bound.to_string())],
+                    );
+                }
+                emit(histogram.count(), &[label, KeyValue::new("le", "+Inf")]);
             }
-            emit(histogram.count(), &[label, KeyValue::new("le", "+Inf")]);
-        }
-    });
-    counter(meter, app, format!("{name}_count"), description, move |app, emit| {
-        for (label, histogram) in series(app) {
-            emit(histogram.count(), &[label]);
-        }
-    });
+        },
+    );
+    counter(
+        meter,
+        app,
+        format!("{name}_count"),
+        description,
+        move |app, emit| {
+            for (label, histogram) in series(app) {
+                emit(histogram.count(), &[label]);
+            }
+        },
+    );
     let app = Weak::clone(app);
     meter
         .f64_observable_counter(format!("{name}_sum"))

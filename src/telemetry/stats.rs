@@ -217,12 +217,18 @@ mod tests {
         }
         assert_eq!(stats.status(), "failing");
         let json = stats.json();
-        assert_eq!(json["recentErrors"].as_array().unwrap().len(), RECENT_ERRORS);
+        assert_eq!(
+            json["recentErrors"].as_array().unwrap().len(),
+            RECENT_ERRORS
+        );
         assert_eq!(json["recentErrors"][0]["error"], "error 14");
         assert_eq!(json["lastError"], "error 14");
         stats.record_success();
         assert_eq!(stats.status(), "ok");
-        assert_eq!((stats.snapshot().exports, stats.snapshot().failures), (16, 15));
+        assert_eq!(
+            (stats.snapshot().exports, stats.snapshot().failures),
+            (16, 15)
+        );
         let mut text = String::new();
         render_prometheus(&mut text, &stats.snapshot(), &StatsSnapshot::default());
         assert!(text.contains("otel_exports_total{signal=\"traces\",result=\"failure\"} 15\n"));

@@ -213,7 +213,10 @@ impl KongSpan {
             let headers = &call.headers;
             [
                 Some(("traceparent", headers.traceparent.as_str())),
-                headers.tracestate.as_deref().map(|value| ("tracestate", value)),
+                headers
+                    .tracestate
+                    .as_deref()
+                    .map(|value| ("tracestate", value)),
             ]
             .into_iter()
             .flatten()

@@ -14,5 +14,6 @@ mod profiling;
 mod serve;
 mod sla;
 mod support;
+mod telemetry;
 mod tokens;
 mod tools;
