@@ -23,6 +23,7 @@ use crate::metrics::{Histogram, KongOperation, KongResult, RouteLabel, Validatio
 use crate::profiling::TriggerKind;
 
 type Emit<'a, T> = &'a mut dyn FnMut(T, &[KeyValue]);
+type ReadCounter = fn(&App) -> u64;
 
 /// Registers every instrument on `meter`; they report as long as the meter provider lives.
 pub fn register(meter: &Meter, app: &Arc<App>) {
@@ -93,7 +94,7 @@ pub fn register(meter: &Meter, app: &Arc<App>) {
                 .collect()
         },
     );
-    let plain: [(&'static str, &'static str, fn(&App) -> u64); 6] = [
+    let plain: [(&'static str, &'static str, ReadCounter); 6] = [
         (
             "kong_cache_hits_total",
             "Credential lookups answered from fresh cache.",

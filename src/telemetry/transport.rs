@@ -75,7 +75,7 @@ impl UreqClient {
         let outcome = self
             .agent
             .run(Request::from_parts(parts, body.as_ref()))
-            .and_then(|mut response| {
+            .map(|mut response| {
                 let status = response.status();
                 let body = response
                     .body_mut()
@@ -83,7 +83,7 @@ impl UreqClient {
                     .limit(MAX_RESPONSE_BYTES)
                     .read_to_vec()
                     .unwrap_or_default();
-                Ok((status, body))
+                (status, body)
             });
         match outcome {
             Ok((status, body)) => {
