@@ -257,15 +257,10 @@ fn counter(
     description: &'static str,
     read: impl Fn(&App, Emit<'_, u64>) + Send + Sync + 'static,
 ) {
-    let app = Weak::clone(app);
     meter
         .u64_observable_counter(name)
         .with_description(description)
-        .with_callback(move |observer: &dyn AsyncInstrument<u64>| {
-            if let Some(app) = app.upgrade() {
-                read(&app, &mut |value, labels| observer.observe(value, labels));
-            }
-        })
+        .with_callback(observe(app, read))
         .build();
 }
 
@@ -276,16 +271,24 @@ fn gauge(
     description: &'static str,
     read: impl Fn(&App, Emit<'_, f64>) + Send + Sync + 'static,
 ) {
-    let app = Weak::clone(app);
     meter
         .f64_observable_gauge(name)
         .with_description(description)
-        .with_callback(move |observer: &dyn AsyncInstrument<f64>| {
-            if let Some(app) = app.upgrade() {
-                read(&app, &mut |value, labels| observer.observe(value, labels));
-            }
-        })
+        .with_callback(observe(app, read))
         .build();
+}
+
+/// The instrument callback: `read` with the `App`, unless it is already gone.
+fn observe<T: 'static>(
+    app: &Weak<App>,
+    read: impl Fn(&App, Emit<'_, T>) + Send + Sync + 'static,
+) -> impl Fn(&dyn AsyncInstrument<T>) + Send + Sync + 'static {
+    let app = Weak::clone(app);
+    move |observer: &dyn AsyncInstrument<T>| {
+        if let Some(app) = app.upgrade() {
+            read(&app, &mut |value, labels| observer.observe(value, labels));
+        }
+    }
 }
 
 /// One histogram of `metrics` as its three cumulative Prometheus series.
@@ -324,17 +327,14 @@ fn histogram(
             }
         },
     );
-    let app = Weak::clone(app);
     meter
         .f64_observable_counter(format!("{name}_sum"))
         .with_description(description)
         .with_unit("s")
-        .with_callback(move |observer: &dyn AsyncInstrument<f64>| {
-            if let Some(app) = app.upgrade() {
-                for (label, histogram) in series(&app) {
-                    observer.observe(histogram.sum_seconds(), &[label]);
-                }
+        .with_callback(observe(app, move |app, emit| {
+            for (label, histogram) in series(app) {
+                emit(histogram.sum_seconds(), &[label]);
             }
-        })
+        }))
         .build();
 }

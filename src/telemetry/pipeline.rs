@@ -67,16 +67,8 @@ pub fn tracer_provider(
     config: &TelemetryConfig,
     stats: &Arc<SignalStats>,
 ) -> Result<(SdkTracerProvider, SdkTracer), PipelineError> {
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_endpoint(config.traces_endpoint.clone())
-        .with_timeout(config.timeout)
-        .with_retry_policy(RetryPolicy::disabled())
-        .with_http_client(UreqClient::new(
-            config.timeout,
-            &config.headers,
-            Arc::clone(stats),
-        ))
+    let builder = opentelemetry_otlp::SpanExporter::builder().with_http();
+    let exporter = http_export(builder, &config.traces_endpoint, config, stats)
         .build()
         .map_err(|err| PipelineError::Traces(err.to_string()))?;
     let pending = Arc::new(AtomicUsize::new(0));
@@ -110,16 +102,8 @@ pub fn meter_provider(
     config: &TelemetryConfig,
     stats: &Arc<SignalStats>,
 ) -> Result<SdkMeterProvider, PipelineError> {
-    let exporter = opentelemetry_otlp::MetricExporter::builder()
-        .with_http()
-        .with_endpoint(config.metrics_endpoint.clone())
-        .with_timeout(config.timeout)
-        .with_retry_policy(RetryPolicy::disabled())
-        .with_http_client(UreqClient::new(
-            config.timeout,
-            &config.headers,
-            Arc::clone(stats),
-        ))
+    let builder = opentelemetry_otlp::MetricExporter::builder().with_http();
+    let exporter = http_export(builder, &config.metrics_endpoint, config, stats)
         .build()
         .map_err(|err| PipelineError::Metrics(err.to_string()))?;
     let reader = PeriodicReader::builder(exporter)
@@ -129,6 +113,24 @@ pub fn meter_provider(
         .with_reader(reader)
         .with_resource(resource(config))
         .build())
+}
+
+/// What both exporters share: our endpoint, timeout and client, and no retries.
+fn http_export<B: WithExportConfig + WithHttpConfig>(
+    builder: B,
+    endpoint: &str,
+    config: &TelemetryConfig,
+    stats: &Arc<SignalStats>,
+) -> B {
+    builder
+        .with_endpoint(endpoint)
+        .with_timeout(config.timeout)
+        .with_retry_policy(RetryPolicy::disabled())
+        .with_http_client(UreqClient::new(
+            config.timeout,
+            &config.headers,
+            Arc::clone(stats),
+        ))
 }
 
 fn sampler(config: SamplerConfig) -> Sampler {
