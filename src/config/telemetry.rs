@@ -116,6 +116,21 @@ impl TelemetryConfig {
             "/v1/metrics",
         )?;
 
+        // The exporter would read these itself; only what we build is accepted.
+        for (variable, accepted) in [
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "none"),
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "none"),
+            ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "none"),
+        ] {
+            if let Some(value) = env.get(variable)
+                && !value.eq_ignore_ascii_case(accepted)
+            {
+                return Err(invalid(variable, value, &format!("{accepted} (or unset)")));
+            }
+        }
         let headers = match env.get("OTEL_EXPORTER_OTLP_HEADERS") {
             None => Vec::new(),
             Some(text) => parse_headers(text).ok_or_else(|| {
@@ -315,6 +330,8 @@ mod tests {
             ("OTEL_BSP_MAX_QUEUE_SIZE", "-1"),
             ("OTEL_BSP_SCHEDULE_DELAY", "soon"),
             ("OTEL_METRIC_EXPORT_INTERVAL", "10"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
         ];
         for (variable, value) in cases {
             let err = load(&[(variable, value)]).unwrap_err().to_string();

@@ -2,7 +2,9 @@
 //! `telemetry`/`exports` views of `/metrics`, and `POST /debug/metrics/test|export`.
 //!
 //! Reads what `telemetry::Telemetry` reports and asks it to flush; owns only the JSON shapes.
-//! Like every handler it never sees a span or an exporter thread.
+//! Like every handler it never sees a span or an exporter thread. `POST /debug/metrics/export`
+//! waits for the flush (the SDK bounds each wait at 5 s), as `/debug/pprof/profile` waits for
+//! its profile; it is a debug route on the urgent lane.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
