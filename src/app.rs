@@ -13,6 +13,7 @@ use crate::kong::CredentialStore;
 use crate::metrics::{ConnectionStats, Metrics};
 use crate::monitor::{Sample, SampleSender, SlaState};
 use crate::profiling::{Profiler, ProfilerSettings};
+use crate::telemetry::Telemetry;
 
 pub struct App {
     pub config: ServiceConfig,
@@ -27,6 +28,8 @@ pub struct App {
     pub samples: SampleSender,
     /// What the SLA monitor publishes for `/health` and `/metrics`.
     pub sla: Arc<SlaState>,
+    /// OpenTelemetry export (issue 13); inert until `Telemetry::start`, and in console mode.
+    pub telemetry: Telemetry,
     /// The monitor's end, until `monitor::start` takes it.
     sample_receiver: Mutex<Option<Receiver<Sample>>>,
     pub started: Instant,
@@ -60,6 +63,7 @@ impl App {
             profiler,
             samples,
             sla: Arc::new(SlaState::new(&config.sla)),
+            telemetry: Telemetry::new(&config.telemetry),
             sample_receiver: Mutex::new(Some(sample_receiver)),
             store,
             metrics,

@@ -47,6 +47,16 @@
 //! starts guarded automatic profiles (throttle, busy, storage quota, overhead, shutdown)
 //! through `profiling::Profiler`.
 //!
+//! **Telemetry** (`telemetry`, issue 13): with `TELEMETRY_MODE=otlp|both` the adapter starts a
+//! server span per request (continuing the caller's `traceparent`) and keeps its context in a
+//! worker thread-local for the duration of the request, where `kong::client` finds the parent
+//! of the client span it opens per Kong call (and sends `traceparent` to Kong) and the Kong
+//! store and `http::problem` add cache, breaker and error-code notes. Ended spans go to the
+//! SDK's batch processor through a bounded, counting gate; metrics are asynchronous instruments
+//! reading `metrics`' atomics. Both export on the SDK's own two threads through a blocking
+//! `ureq` client (no async runtime). In console mode (the default) nothing is built and a
+//! request pays one branch.
+//!
 //! **Profiling**: `profiling` owns the one CPU sampler (SIGPROF) and the sampling state of our
 //! global allocator (`profiling::alloc::CountingAlloc`, installed in `main.rs`), and writes
 //! Markdown, pprof and flamegraph artifacts atomically. `/debug/*`, the exit profile of
@@ -75,19 +85,24 @@
 //!   most `KONG_MAX_WAITING_WORKERS` workers at once; health checks never call Kong.
 //! - A worker never reads a client socket or waits on one; every socket wait of the
 //!   connection layer has a deadline, and open connections are capped.
-//! - A request never blocks on the side path: samples are `try_send`, dropped when full.
+//! - A request never blocks on the side path: samples are `try_send`, dropped when full; an
+//!   ended span is dropped (and counted) when the export queue is full, and no request waits
+//!   on a collector.
 //! - Exactly one owner of the CPU sampler: `profiling::Profiler`.
 //! - `tools` never imports `server`, `handlers` or `kong`; `cleanup` and `archive` refuse paths
 //!   outside the profiles directory.
 //! - `jwt`, `kong::breaker`, `kong::cache` and the router read no clock: time is passed in.
 //! - No global mutable state besides env_logger's logger, the CPU sampler's signal-handler
-//!   tables and the allocator's counters (all three imposed by their mechanisms).
+//!   tables and the allocator's counters (all three imposed by their mechanisms), and the
+//!   per-thread current trace context of `telemetry::trace`, set and cleared by the adapter
+//!   around one request.
 //!
 //! # Shutdown order
 //!
 //! SIGTERM/SIGINT (signal-hook, on the main thread): readiness turns 503 and responses close
 //! their connections; workers answer what is queued until it is quiet or
-//! `SHUTDOWN_GRACE_SECONDS` runs out and are joined; the listener closes; the `App` is
+//! `SHUTDOWN_GRACE_SECONDS` runs out and are joined; the listener closes; telemetry
+//! is flushed and stopped (`Telemetry::shutdown`, joining its export threads); the `App` is
 //! dropped, which ends the Kong store's side threads (one inside a Kong call is not waited for
 //! past 250 ms) and lets the SLA monitor see its channel disconnect; the monitor drains it and
 //! finishes an automatic session; the exit profile is written; exit 0.
@@ -110,5 +125,6 @@ pub mod monitor;
 pub mod process;
 pub mod profiling;
 pub mod server;
+pub mod telemetry;
 pub mod timefmt;
 pub mod tools;

@@ -21,6 +21,7 @@ pub enum RouteLabel {
     Health,
     HealthReady,
     HealthLive,
+    HealthTelemetry,
     Metrics,
     OpenApi,
     Debug,
@@ -28,12 +29,13 @@ pub enum RouteLabel {
 }
 
 impl RouteLabel {
-    pub const ALL: [RouteLabel; 9] = [
+    pub const ALL: [RouteLabel; 10] = [
         RouteLabel::Tokens,
         RouteLabel::TokensValidate,
         RouteLabel::Health,
         RouteLabel::HealthReady,
         RouteLabel::HealthLive,
+        RouteLabel::HealthTelemetry,
         RouteLabel::Metrics,
         RouteLabel::OpenApi,
         RouteLabel::Debug,
@@ -47,6 +49,7 @@ impl RouteLabel {
             RouteLabel::Health => "/health",
             RouteLabel::HealthReady => "/health/ready",
             RouteLabel::HealthLive => "/health/live",
+            RouteLabel::HealthTelemetry => "/health/telemetry",
             RouteLabel::Metrics => "/metrics",
             RouteLabel::OpenApi => "/",
             RouteLabel::Debug => "/debug",
@@ -153,6 +156,23 @@ impl Histogram {
         self.count.load(Ordering::Relaxed)
     }
 
+    /// `(upper bound in seconds, observations at or below it)`, as Prometheus' `le` series;
+    /// for the OTLP export, which reads these atomics rather than keeping its own.
+    pub fn cumulative_buckets(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
+        let mut cumulative = 0;
+        BUCKETS
+            .iter()
+            .zip(&self.buckets)
+            .map(move |(bound, bucket)| {
+                cumulative += bucket.load(Ordering::Relaxed);
+                (*bound, cumulative)
+            })
+    }
+
+    pub fn sum_seconds(&self) -> f64 {
+        self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+    }
+
     pub fn mean(&self) -> Duration {
         let count = self.count();
         if count == 0 {
@@ -171,13 +191,13 @@ pub enum KongOperation {
 }
 
 impl KongOperation {
-    const ALL: [KongOperation; 3] = [
+    pub const ALL: [KongOperation; 3] = [
         KongOperation::GetCredentials,
         KongOperation::CreateCredential,
         KongOperation::HealthCheck,
     ];
 
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             KongOperation::GetCredentials => "get_credentials",
             KongOperation::CreateCredential => "create_credential",
@@ -196,14 +216,14 @@ pub enum KongResult {
 }
 
 impl KongResult {
-    const ALL: [KongResult; 4] = [
+    pub const ALL: [KongResult; 4] = [
         KongResult::Success,
         KongResult::NotFound,
         KongResult::Conflict,
         KongResult::Failure,
     ];
 
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             KongResult::Success => "success",
             KongResult::NotFound => "not_found",
@@ -222,14 +242,14 @@ pub enum ValidationResult {
 }
 
 impl ValidationResult {
-    const ALL: [ValidationResult; 4] = [
+    pub const ALL: [ValidationResult; 4] = [
         ValidationResult::Valid,
         ValidationResult::Expired,
         ValidationResult::Invalid,
         ValidationResult::Rejected,
     ];
 
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             ValidationResult::Valid => "valid",
             ValidationResult::Expired => "expired",
@@ -351,6 +371,29 @@ impl Metrics {
         &self.durations[route.index()]
     }
 
+    pub fn queue_wait(&self, route: RouteLabel) -> &Histogram {
+        &self.queue_waits[route.index()]
+    }
+
+    /// Every non-zero `http_requests_total` series as `(route, method, status label, count)`.
+    pub fn request_counts(&self) -> Vec<(RouteLabel, Method, String, u64)> {
+        let mut rows = Vec::new();
+        for route in RouteLabel::ALL {
+            for (method_index, method) in METHODS.iter().enumerate() {
+                for (slot, counter) in self.requests[route.index()][method_index]
+                    .iter()
+                    .enumerate()
+                {
+                    let value = counter.load(Ordering::Relaxed);
+                    if value > 0 {
+                        rows.push((route, *method, status_label(slot), value));
+                    }
+                }
+            }
+        }
+        rows
+    }
+
     pub fn kong_count(&self, operation: KongOperation, result: KongResult) -> u64 {
         self.kong_operations[operation as usize][result as usize].load(Ordering::Relaxed)
     }
@@ -381,24 +424,13 @@ impl Metrics {
             "counter",
             "HTTP requests by route, method and status.",
         );
-        for route in RouteLabel::ALL {
-            for (method_index, method) in METHODS.iter().enumerate() {
-                for (slot, counter) in self.requests[route.index()][method_index]
-                    .iter()
-                    .enumerate()
-                {
-                    let value = counter.load(Ordering::Relaxed);
-                    if value > 0 {
-                        let _ = writeln!(
-                            out,
-                            "http_requests_total{{route=\"{}\",method=\"{}\",status=\"{}\"}} {value}",
-                            route.as_str(),
-                            method.as_str(),
-                            status_label(slot)
-                        );
-                    }
-                }
-            }
+        for (route, method, status, value) in self.request_counts() {
+            let _ = writeln!(
+                out,
+                "http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {value}",
+                route.as_str(),
+                method.as_str(),
+            );
         }
         header(
             &mut out,

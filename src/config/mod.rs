@@ -10,6 +10,7 @@
 //! default and its range, and builds the typed structs.
 
 mod env;
+mod telemetry;
 #[cfg(test)]
 mod tests;
 
@@ -19,7 +20,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub use env::{ConfigError, Env};
+// Issue 13 (OpenTelemetry): the OTEL_* variables live in config/telemetry.rs.
 use env::{boolean, header_value, invalid, list, millis, number, seconds};
+pub use telemetry::{SamplerConfig, TelemetryConfig, TelemetryMode};
 
 /// How the service talks to Kong's Admin API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,6 +181,7 @@ pub struct ServiceConfig {
     pub health_kong_cache: Duration,
     pub profiling: ProfilingConfig,
     pub sla: SlaConfig,
+    pub telemetry: TelemetryConfig,
 }
 
 /// The `serve` flags that override the environment.
@@ -482,6 +486,7 @@ impl ServiceConfig {
             health_kong_cache: millis(env, "HEALTH_KONG_CACHE_MS", 2000, 0, 600_000)?,
             profiling,
             sla,
+            telemetry: TelemetryConfig::load(env)?,
         })
     }
 }

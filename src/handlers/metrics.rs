@@ -39,6 +39,8 @@ pub fn metrics(app: &App, request: &Request<'_>) -> Response {
         "operational" => operational(app),
         "infrastructure" => infrastructure(app),
         "config" => config_view(app),
+        // Issue 13: the exporter's state, as `/health/telemetry` has it.
+        "telemetry" | "exports" => super::telemetry::view(app),
         "full" => json!({
             "operational": operational(app),
             "infrastructure": infrastructure(app),
@@ -47,7 +49,7 @@ pub fn metrics(app: &App, request: &Request<'_>) -> Response {
         other => {
             return Problem::auth(
                 ErrorCode::InvalidRequestFormat,
-                format!("unknown view {other:?}; use operational, infrastructure, config or full"),
+                format!("unknown view {other:?}; use operational, infrastructure, config, telemetry, exports or full"),
             )
             .into_response(request);
         }
@@ -75,7 +77,11 @@ pub fn gauges(app: &App) -> Gauges {
             .map(|trigger| (trigger.as_str(), app.profiler.sessions_total(*trigger)))
             .collect(),
         profiling_storage_bytes: sla.storage_used_bytes,
-        extra: sla.prometheus(app.samples.dropped()),
+        extra: {
+            let mut extra = sla.prometheus(app.samples.dropped());
+            app.telemetry.render_prometheus(&mut extra);
+            extra
+        },
     }
 }
 
@@ -109,6 +115,7 @@ fn operational(app: &App) -> Value {
             "tokensIssued": app.metrics.tokens_issued.load(Ordering::Relaxed),
             "tokensMeanMs": tokens.mean().as_secs_f64() * 1000.0,
         },
+        "telemetry": super::telemetry::summary(app),
     })
 }
 
@@ -191,6 +198,7 @@ fn infrastructure(app: &App) -> Value {
             },
         },
         "circuitBreakers": { "kong": { "state": app.store.breaker_state().as_str() } },
+        "metrics": super::telemetry::summary(app),
     })
 }
 

@@ -9,6 +9,7 @@ pub mod debug;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
+pub mod telemetry;
 pub mod tokens;
 
 use crate::app::App;
@@ -16,5 +17,9 @@ use crate::http::{Request, Response};
 
 /// Everything under `/debug/` (the router already hid it in production).
 pub fn debug_routes(app: &App, request: &Request<'_>) -> Response {
+    // Issue 13: `/debug/metrics/*` belong to telemetry.
+    if let Some(response) = telemetry::debug(app, request) {
+        return response;
+    }
     debug::handle(&app.profiler, request)
 }

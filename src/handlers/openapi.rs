@@ -166,10 +166,11 @@ fn build() -> Value {
             "/health": {"get": {"summary": "Dependency health with slaMonitor and profiling sections", "tags": ["operations"], "responses": {"200": {"description": "healthy or degraded"}, "503": {"description": "unhealthy (draining)"}}}},
             "/health/ready": {"get": {"summary": "Readiness", "tags": ["operations"], "responses": {"200": {"description": "ready"}, "503": {"description": "Kong unreachable, not probed yet, or draining"}}}},
             "/health/live": {"get": json_ok("Liveness", "operations")},
+            "/health/telemetry": {"get": json_ok("OpenTelemetry export state: mode, endpoints, export counts, recent errors", "operations")},
             "/metrics": {"get": {"summary": "Prometheus text (Accept: text/plain or ?format=prometheus) or JSON views", "tags": ["operations"],
                 "parameters": [
                     {"name": "format", "in": "query", "schema": {"enum": ["prometheus", "json"]}},
-                    {"name": "view", "in": "query", "schema": {"enum": ["operational", "infrastructure", "config", "full"]}},
+                    {"name": "view", "in": "query", "schema": {"enum": ["operational", "infrastructure", "config", "telemetry", "exports", "full"]}},
                 ],
                 "responses": {"200": {"description": "metrics"}, "400": problem("AUTH_007 unknown view or format")}}},
             "/": {"get": {"summary": "This document (JSON, or YAML when Accept asks for yaml)", "tags": ["operations"], "responses": {"200": {"description": "OpenAPI 3.1"}, "304": {"description": "not modified (If-None-Match or If-Modified-Since)"}}}},
@@ -183,6 +184,8 @@ fn build() -> Value {
             "/debug/pprof/profile": {"get": debug_op("CPU profile for ?seconds=N (gzipped pprof)")},
             "/debug/pprof/heap": {"get": debug_op("Sampled heap (gzipped pprof)")},
             "/debug/pprof/allocs": {"get": debug_op("Sampled allocations (gzipped pprof)")},
+            "/debug/metrics/test": {"post": debug_op("Record one test increment of each exported counter")},
+            "/debug/metrics/export": {"post": debug_op("Export queued spans and one metrics collection now (count and duration)")},
         },
         "components": {
             "schemas": {
@@ -271,6 +274,7 @@ mod tests {
             "/health",
             "/health/ready",
             "/health/live",
+            "/health/telemetry",
             "/metrics",
             "/",
         ] {

@@ -24,6 +24,7 @@ fn resolve(path: &str, debug_routes: bool) -> Option<(RouteLabel, &'static str)>
         "/health" => (RouteLabel::Health, "GET, HEAD, OPTIONS"),
         "/health/ready" => (RouteLabel::HealthReady, "GET, HEAD, OPTIONS"),
         "/health/live" => (RouteLabel::HealthLive, "GET, HEAD, OPTIONS"),
+        "/health/telemetry" => (RouteLabel::HealthTelemetry, "GET, HEAD, OPTIONS"),
         "/metrics" => (RouteLabel::Metrics, "GET, HEAD, OPTIONS"),
         "/" => (RouteLabel::OpenApi, "GET, HEAD, OPTIONS"),
         _ if debug_routes && (path == "/debug" || path.starts_with("/debug/")) => {
@@ -68,6 +69,9 @@ pub fn route(app: &App, request: &Request<'_>) -> (RouteLabel, Response) {
             handlers::health::ready(app, request)
         }
         (RouteLabel::HealthLive, Method::Get | Method::Head) => handlers::health::live(),
+        (RouteLabel::HealthTelemetry, Method::Get | Method::Head) => {
+            handlers::telemetry::health(app, request)
+        }
         (RouteLabel::Metrics, Method::Get | Method::Head) => {
             handlers::metrics::metrics(app, request)
         }

@@ -15,6 +15,7 @@ use crate::config::{KongConfig, KongMode};
 use crate::ids;
 use crate::kong::types::{JwtCredential, JwtList};
 use crate::metrics::{KongOperation, KongResult, Metrics};
+use crate::telemetry::KongSpan;
 
 /// Bodies we accept from Kong; a credential list is a few hundred bytes.
 const MAX_BODY_BYTES: u64 = 1024 * 1024;
@@ -70,6 +71,16 @@ impl fmt::Display for KongError {
 }
 
 impl std::error::Error for KongError {}
+
+impl KongError {
+    /// Kong's status, when it answered at all.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            KongError::Unauthorized(status) | KongError::Status(status) => Some(*status),
+            _ => None,
+        }
+    }
+}
 
 pub struct KongClient {
     agent: Agent,
@@ -138,7 +149,13 @@ impl KongClient {
     ) -> Result<Fetched, KongError> {
         let url = self.credentials_url(consumer_id);
         let started = Instant::now();
-        let outcome = self.get_json::<JwtList>(&url);
+        // Telemetry hook (issue 13): a client span and `traceparent` when the request is traced.
+        let span = KongSpan::start(KongOperation::GetCredentials);
+        let outcome = self.get_json::<JwtList>(&url, &span);
+        match &outcome {
+            Ok(found) => span.end(Some(if found.is_some() { 200 } else { 404 }), None),
+            Err(err) => span.end(err.status(), Some(err)),
+        }
         let fetched = match outcome {
             Ok(Some(list)) => match choose_credential(list.data, consumer_id) {
                 Some(credential) => Ok(Fetched::Credential(credential)),
@@ -180,15 +197,23 @@ impl KongClient {
             })
             .to_string();
             let started = Instant::now();
+            let span = KongSpan::start(KongOperation::CreateCredential);
             let status = self.with_retry(|| {
                 let mut request = self.agent.post(url).content_type("application/json");
                 if let Some((name, value)) = &self.auth_header {
                     request = request.header(*name, value);
                 }
+                for (name, value) in span.headers() {
+                    request = request.header(name, value);
+                }
                 request
                     .send(body.as_bytes())
                     .map(|response| response.status().as_u16())
             });
+            match &status {
+                Ok(code) => span.end(Some(*code), None),
+                Err(err) => span.end(None, Some(err)),
+            }
             let (result, outcome) = match status {
                 Ok(200 | 201) => {
                     log::info!(
@@ -247,11 +272,18 @@ impl KongClient {
     }
 
     /// GETs `url`: `Ok(None)` on 404, the parsed body on 2xx, an error otherwise.
-    fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<Option<T>, KongError> {
+    fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        span: &KongSpan,
+    ) -> Result<Option<T>, KongError> {
         let response = self.with_retry(|| {
             let mut request = self.agent.get(url);
             if let Some((name, value)) = &self.auth_header {
                 request = request.header(*name, value);
+            }
+            for (name, value) in span.headers() {
+                request = request.header(name, value);
             }
             let mut response = request.call()?;
             let status = response.status().as_u16();

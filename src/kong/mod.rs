@@ -29,6 +29,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use crate::config::{BreakerConfig, CacheConfig, KongConfig};
 use crate::jwt::SigningKey;
 use crate::metrics::Metrics;
+use crate::telemetry::{self, Note};
 use breaker::{Breaker, BreakerState, Permit};
 use cache::{CredentialCache, Lookup};
 use client::{Fetched, KongClient};
@@ -228,6 +229,7 @@ impl CredentialStore {
                 Lookup::Fresh { key, refresh } => {
                     if first_try {
                         shared.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
+                        telemetry::note(Note::CacheHit);
                     }
                     if refresh {
                         self.ask_refresh(consumer_id);
@@ -237,6 +239,7 @@ impl CredentialStore {
                 Lookup::KnownMissing(reason) => {
                     if first_try {
                         shared.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
+                        telemetry::note(Note::CacheHit);
                     }
                     return Err(LookupError::NotFound(reason));
                 }
@@ -245,6 +248,7 @@ impl CredentialStore {
             };
             if first_try {
                 shared.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
+                telemetry::note(Note::CacheMiss);
             }
             match shared.lookup(consumer_id, stale) {
                 // A burst of first lookups against a healthy Kong frees its slots within
@@ -380,6 +384,7 @@ impl Shared {
     /// Knows nothing about stale entries; the caller decides what a failure becomes.
     fn fetch(&self, consumer_id: &str) -> FlightResult {
         if let Permit::Rejected { retry_after } = self.breaker.acquire(Instant::now()) {
+            telemetry::note(Note::BreakerOpen);
             return Err(LookupError::BreakerOpen { retry_after });
         }
         let fetched = self.client.fetch_credential(consumer_id, &self.metrics);
@@ -432,6 +437,7 @@ impl Shared {
         self.metrics
             .cache_stale_served
             .fetch_add(1, Ordering::Relaxed);
+        telemetry::note(Note::CacheStale);
         Ok(key)
     }
 

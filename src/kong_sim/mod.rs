@@ -6,14 +6,15 @@
 //! This file owns the public API and the server loop: a fixed pool of worker threads over one
 //! `Arc<tiny_http::Server>`, the admin-token gate, injected latency and failures, and the
 //! simulator-only `/_sim/stats` and `/_sim/reset-stats` hooks (request counts per route
-//! template, exempt from token, latency and failures). It is the only place in `kong_sim` that
+//! template and the last `traceparent` headers received, exempt from token, latency and
+//! failures). It is the only place in `kong_sim` that
 //! names tiny_http types. The store mutex is never held while sleeping; a panicking handler
 //! answers 500 and the worker carries on. Secrets are never logged.
 //!
 //! Module map: `routes` (request → response), `store` (tables and their rules), `schema`
 //! (entity validation and DAO error bodies), `seed` (initial data), `codec` (wire encodings).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -225,6 +226,7 @@ pub fn start(options: SimOptions) -> Result<KongSim, SimError> {
     let shared = Arc::new(Shared {
         store: Mutex::new(store),
         stats: Mutex::new(BTreeMap::new()),
+        traceparents: Mutex::new(VecDeque::new()),
         total: AtomicU64::new(0),
         stopping: AtomicBool::new(false),
         node: NodeInfo {
@@ -263,11 +265,22 @@ pub fn start(options: SimOptions) -> Result<KongSim, SimError> {
     Ok(sim)
 }
 
+const TRACEPARENTS_KEPT: usize = 32;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// State shared by the workers. `store` and `stats` are separate locks so counting never
 /// waits on a write.
 struct Shared {
     store: Mutex<Store>,
     stats: Mutex<BTreeMap<String, u64>>,
+    /// The last `TRACEPARENTS_KEPT` `traceparent` values, oldest first, so a test can check
+    /// that trace context reaches Kong.
+    traceparents: Mutex<VecDeque<String>>,
     total: AtomicU64,
     stopping: AtomicBool,
     node: NodeInfo,
@@ -309,6 +322,13 @@ impl Shared {
             .lock_stats()
             .entry(format!("{} {template}", request.method))
             .or_default() += 1;
+        if let Some(traceparent) = request.header("traceparent") {
+            let mut kept = lock(&self.traceparents);
+            if kept.len() == TRACEPARENTS_KEPT {
+                kept.pop_front();
+            }
+            kept.push_back(traceparent.to_owned());
+        }
         let total_requests = self.total.fetch_add(1, Ordering::Relaxed) + 1;
         if !self.latency.is_zero() {
             std::thread::sleep(self.latency);
@@ -361,10 +381,15 @@ impl Shared {
             (Resource::SimStats, "GET" | "HEAD") => {
                 let requests = self.lock_stats().clone();
                 let total: u64 = requests.values().sum();
-                SimResponse::json(200, &json!({"requests": requests, "total": total}))
+                let traceparents: Vec<String> = lock(&self.traceparents).iter().cloned().collect();
+                SimResponse::json(
+                    200,
+                    &json!({"requests": requests, "total": total, "traceparents": traceparents}),
+                )
             }
             (Resource::SimResetStats, "POST") => {
                 self.lock_stats().clear();
+                lock(&self.traceparents).clear();
                 SimResponse::empty(204)
             }
             _ => SimResponse::method_not_allowed(),

@@ -56,6 +56,9 @@ pub fn serve(app: &App, cors_lines: &[u8], raw: tiny_http::Request, taken_at: In
         }
     };
     let request = Request::new(method, raw.url(), headers, request_id);
+    // Telemetry hook (issue 13): the server span, current on this thread until dropped; in
+    // console mode one branch and nothing else.
+    let trace = app.telemetry.start_request(&request, received_at);
 
     let mut close_connection = app.is_draining();
     let (route, response) = if declared_body > app.config.server.max_body_bytes {
@@ -97,6 +100,11 @@ pub fn serve(app: &App, cors_lines: &[u8], raw: tiny_http::Request, taken_at: In
         }
     };
     let status = response.status;
+    let trace_id = trace.map(|trace| {
+        let id = log::log_enabled!(log::Level::Debug).then(|| trace.trace_id());
+        trace.finish(route, status);
+        id
+    });
     let outgoing = to_tiny(cors_lines, response, request_id, close_connection);
     // Only when debug logging is on do we pay for copies that outlive the borrow of `raw`.
     let log_context = log::log_enabled!(log::Level::Debug)
@@ -121,8 +129,12 @@ pub fn serve(app: &App, cors_lines: &[u8], raw: tiny_http::Request, taken_at: In
         log::debug!("client went away before the response was written: {err}");
     }
     if let Some((path, request_id)) = log_context {
+        let trace = match trace_id.flatten() {
+            Some(id) => format!(", trace {id}"),
+            None => String::new(),
+        };
         log::debug!(
-            "{} {path} -> {status} in {:.3}ms (request {request_id})",
+            "{} {path} -> {status} in {:.3}ms (request {request_id}{trace})",
             method.as_str(),
             elapsed.as_secs_f64() * 1000.0
         );

@@ -142,7 +142,7 @@ fn is_urgent(target: &str) -> bool {
     let path = target.split('?').next().unwrap_or(target);
     matches!(
         path,
-        "/health" | "/health/live" | "/health/ready" | "/metrics"
+        "/health" | "/health/live" | "/health/ready" | "/health/telemetry" | "/metrics"
     ) || path.starts_with("/debug/")
 }
 
@@ -212,6 +212,7 @@ mod tests {
             "/health",
             "/health/live?x=1",
             "/health/ready",
+            "/health/telemetry",
             "/metrics?format=prometheus",
             "/debug/pprof/",
         ] {

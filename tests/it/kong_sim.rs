@@ -214,12 +214,16 @@ fn stats_count_route_templates() {
                 "GET (unknown)": 1,
             },
             "total": 5,
+            "traceparents": [],
         })
     );
     let reset = support::request("POST", &format!("{}/_sim/reset-stats", sim.url), &[], None);
     assert_eq!(reset.status, 204);
     let stats = support::get(&format!("{}/_sim/stats", sim.url), &[]).json();
-    assert_eq!(stats, json!({"requests": {}, "total": 0}));
+    assert_eq!(
+        stats,
+        json!({"requests": {}, "total": 0, "traceparents": []})
+    );
 }
 
 #[test]

@@ -15,5 +15,6 @@ mod profiling;
 mod serve;
 mod sla;
 mod support;
+mod telemetry;
 mod tokens;
 mod tools;
