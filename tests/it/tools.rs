@@ -461,9 +461,14 @@ fn archive_baselines_by_label() {
 
     // The same label again gets a timestamped sibling instead of overwriting.
     let run = ok(support::run(Some(&dir.path), &args, &[]));
+    // Each baseline dir has its flat CPU and heap Markdown beside it (issue 14).
     let baselines = names(&profiles.join("baselines"));
-    assert_eq!(baselines.len(), 3, "{baselines:?}");
+    assert_eq!(baselines.len(), 7, "{baselines:?}");
     assert!(baselines[2].starts_with("v1.2.0-"), "{baselines:?}");
+    assert!(
+        baselines.contains(&"v1.2.0.cpu-prof.md".to_owned()),
+        "{baselines:?}"
+    );
     assert!(run.stdout.contains("profiles/baselines/v1.2.0-"), "{run:?}");
 
     // --to-baseline without a label.
@@ -574,15 +579,15 @@ fn cleanup_deletes_by_retention() {
         "deleted profiles/auto/tokens-sla-violation-1.cpu-prof.md (age 8.0d, 1000 B)",
         "deleted profiles/manual/CPU.1.2.md (age 8.0d, 1000 B)",
         "deleted profiles/archive/20261101_000000/ (age 9.0d, 2 files, 1.95 KiB)",
-        "deleted profiles/archive/20261120_000000/a.md (age 10.0d, 1000 B)",
-        "cleanup: deleted 6 files (5.86 KiB); kept 2 files (1.95 KiB) and 1 baseline file",
+        // An archive dir is one set: with a file still young it stays whole (issue 14).
+        "cleanup: deleted 5 files (4.88 KiB); kept 3 files (2.93 KiB) and 1 baseline file",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in\n{out}");
     }
     assert!(!profiles.join("current/old.cpu-prof.md").exists());
     assert!(profiles.join("current/new.cpu-prof.md").exists());
     assert!(!profiles.join("archive/20261101_000000").exists());
-    assert!(!profiles.join("archive/20261120_000000/a.md").exists());
+    assert!(profiles.join("archive/20261120_000000/a.md").exists());
     assert!(profiles.join("archive/20261120_000000/b.md").exists());
     assert!(profiles.join("baselines/v1/CPU.1.2.md").exists());
     for sub in ["current", "auto", "archive", "baselines", "manual"] {
