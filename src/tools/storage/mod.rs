@@ -255,6 +255,4 @@ mod tests {
             assert!(!valid_label(bad), "{bad}");
         }
     }
-
-    const HOUR: f64 = 3600.0;
 }
