@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::cmd::CmdError;
 use crate::config::{self, Env, SlaThreshold};
-use crate::loadgen::client::Target;
+use crate::loadgen::client::{self, Target};
 use crate::loadgen::progress::Progress;
 use crate::loadgen::remote::{self, DebugApi, Kind, RemoteError};
 use crate::loadgen::scenario::{self, Consumer, Mix, Requests};
@@ -92,6 +92,7 @@ pub fn run(args: Args) -> Result<ExitCode, CmdError> {
     let profiling = args.profile || env_flag(&env, "ENABLE_PROFILING")?;
     let consumers = consumers(args.consumers, args.consumer_file.as_deref())?;
 
+    check_target(&target, &url)?;
     let tokens = prepare_tokens(&target, mix, &consumers)?;
     let requests = Arc::new(Requests::render(&target, mix, &consumers, &tokens));
     let started_unix = timefmt::unix_now() as i64;
@@ -286,6 +287,20 @@ pub fn consumers(count: Option<usize>, file: Option<&Path>) -> Result<Vec<Consum
         )));
     }
     Ok(scenario::seeded_consumers(count))
+}
+
+/// Fails at once (exit 1) when nothing listens at the target, saying how to start a server;
+/// `load` does not start one itself, so what it measures is always the server named.
+pub fn check_target(target: &Target, url: &str) -> Result<(), CmdError> {
+    client::reachable(target).map_err(|err| {
+        CmdError::failed_with(
+            format!(
+                "no service answers at {url}; start one with `./run.sh serve --kong-sim` \
+                 (or pass --url / BASE_URL of a running one)"
+            ),
+            err,
+        )
+    })
 }
 
 /// One real token per consumer when the mix validates tokens.

@@ -452,6 +452,7 @@ fn remote_run(
         (true, false) => Some(Kind::Heap),
         (true, true) => None,
     };
+    load::check_target(target, args.url.as_deref().unwrap_or_default())?;
     let debug = DebugApi::new(target);
     if let Some(kind) = kind {
         debug.start(kind).map_err(|err| match err {
