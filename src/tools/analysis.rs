@@ -601,7 +601,7 @@ fn memory_section(memory: &MemorySummary) -> String {
 }
 
 /// `34.0% CPU`, `120.0 MiB/h`, `153.2 ms`.
-fn measure(value: f64, unit: &str) -> String {
+pub(crate) fn measure(value: f64, unit: &str) -> String {
     if unit.starts_with('%') {
         format!("{value:.1}{unit}")
     } else {
