@@ -16,3 +16,4 @@ mod sla;
 mod support;
 mod tokens;
 mod tools;
+mod workflows;

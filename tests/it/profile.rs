@@ -202,7 +202,7 @@ fn load_with_profiling_downloads_the_session_artifacts() {
             "load",
             "smoke",
             "--endpoint",
-            "live",
+            "health",
             "--profile",
             "--url",
             &target.url,
@@ -231,8 +231,16 @@ fn load_with_profiling_downloads_the_session_artifacts() {
     // Issue 14: the run's own p95/p99 reach the profile, and the summary is printed.
     let cpu = fs::read_to_string(dir.join("results/profiling/CPU.20260101_120000.7.md")).unwrap();
     assert!(cpu.contains("| load_profile | smoke |"), "{cpu}");
-    assert!(cpu.contains("| p95_ms@/health/live | "), "{cpu}");
-    assert!(run.stdout.contains("load smoke: "), "{run:?}");
+    assert!(cpu.contains("| p95_ms@/health | "), "{cpu}");
+    assert!(cpu.contains("| threshold_p95_ms@/health | 400 |"), "{cpu}");
+    assert!(run.stdout.contains("load smoke: SLA "), "{run:?}");
+    let analysis =
+        fs::read_to_string(dir.join("results/profiling/CPU.20260101_120000.7.analysis.md"))
+            .unwrap();
+    assert!(
+        analysis.contains("| Latency p95 /health | ") && analysis.contains("400 ms SLA"),
+        "the load run's verdict reaches the report: {analysis}"
+    );
     assert!(
         run.stdout.contains("CPU.20260101_120000.7.analysis.md"),
         "{run:?}"
