@@ -4,18 +4,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime};
 
-use crate::support::{self, BIN, Run, TempDir};
-
-fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn ok(run: Run) -> Run {
-    assert_eq!(run.code(), 0, "{run:?}");
-    run
-}
+use crate::support::{self, BIN, Run, TempDir, fixture, names, ok, profiles_tree, touch};
 
 fn json(run: &Run) -> serde_json::Value {
     serde_json::from_str(&run.stdout)
@@ -26,24 +16,6 @@ const HOUR: u64 = 3600;
 const DAY: u64 = 86_400;
 
 /// A `profiles/` tree with the five subdirs and their `.gitkeep`s.
-fn profiles_tree(name: &str) -> (TempDir, PathBuf) {
-    let dir = TempDir::new(name);
-    let profiles = dir.join("profiles");
-    for sub in ["current", "auto", "archive", "baselines", "manual"] {
-        fs::create_dir_all(profiles.join(sub)).unwrap();
-        fs::write(profiles.join(sub).join(".gitkeep"), "").unwrap();
-    }
-    (dir, profiles)
-}
-
-/// Writes `size` bytes at `path` with a modification time `age_seconds` ago.
-fn touch(path: &Path, size: usize, age_seconds: u64) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, vec![b'x'; size]).unwrap();
-    let file = fs::File::options().write(true).open(path).unwrap();
-    file.set_modified(SystemTime::now() - Duration::from_secs(age_seconds))
-        .unwrap();
-}
 
 #[test]
 fn analyze_ranks_our_profile_by_category() {
@@ -350,15 +322,6 @@ fn only_entry(dir: &Path) -> PathBuf {
         .collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
     entries.remove(0)
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]

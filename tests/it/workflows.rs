@@ -4,48 +4,11 @@
 
 use std::fs;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::path::Path;
 
-use crate::support::{self, Run, TempDir};
+use crate::support::{self, TempDir, fixture, names, ok, profiles_tree, touch};
 
 const HOUR: u64 = 3600;
-
-fn ok(run: Run) -> Run {
-    assert_eq!(run.code(), 0, "{run:?}");
-    run
-}
-
-fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn profiles_tree(name: &str) -> (TempDir, PathBuf) {
-    let dir = TempDir::new(name);
-    let profiles = dir.join("profiles");
-    for sub in ["current", "auto", "archive", "baselines", "manual"] {
-        fs::create_dir_all(profiles.join(sub)).unwrap();
-    }
-    (dir, profiles)
-}
-
-/// Writes `size` bytes at `path` with a modification time `age_seconds` ago.
-fn touch(path: &Path, size: usize, age_seconds: u64) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, vec![b'x'; size]).unwrap();
-    let file = fs::File::options().write(true).open(path).unwrap();
-    file.set_modified(SystemTime::now() - Duration::from_secs(age_seconds))
-        .unwrap();
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
 
 /// Items 1 and 2: a piped `profile` run prints a plain summary that fits 100 columns and
 /// names the SLA verdict per route, writes the full report beside the profiles, and shows
@@ -234,16 +197,11 @@ fn compare_shows_rps_p95_p99_and_a_verdict() {
     let (base, new) = (dir.join("base.cpu-prof.md"), dir.join("new.cpu-prof.md"));
     run_profile(&base, "20000.0", "1.00", "3.0");
     run_profile(&new, "14000.0", "1.02", "4.0");
-    let run = ok(support::run(
-        Some(&dir.path),
-        &[
-            "compare",
-            &base.display().to_string(),
-            &new.display().to_string(),
-        ],
-        &[],
-    ));
-    let out = &run.stdout;
+    let compare = || {
+        let args = ["compare", &base.to_string_lossy(), &new.to_string_lossy()];
+        ok(support::run(Some(&dir.path), &args, &[])).stdout
+    };
+    let out = &compare();
     assert!(
         out.contains("| Throughput | 20000.0 req/s | 14000.0 req/s | -6000.0 req/s | -30.0% |"),
         "{out}"
@@ -257,16 +215,8 @@ fn compare_shows_rps_p95_p99_and_a_verdict() {
     assert!(out.contains("Noise band ±8.0%"), "{out}");
 
     run_profile(&new, "20500.0", "0.98", "4.0");
-    let run = ok(support::run(
-        Some(&dir.path),
-        &[
-            "compare",
-            &base.display().to_string(),
-            &new.display().to_string(),
-        ],
-        &[],
-    ));
-    assert!(run.stdout.contains("**Verdict: within noise**"), "{run:?}");
+    let out = compare();
+    assert!(out.contains("**Verdict: within noise**"), "{out}");
 }
 
 const SUFFIXES: [&str; 6] = [
@@ -326,7 +276,11 @@ fn cleanup_deletes_whole_sets_oldest_first_and_never_a_part() {
             .contains("\n  profiles/current/tokens-a.cpu-prof.svg\n"),
         "the members are listed: {dry:?}"
     );
-    assert_eq!(names(&current).len(), 24, "a dry run deletes nothing");
+    assert_eq!(
+        names(&current).len(),
+        25,
+        "a dry run deletes nothing (.gitkeep aside)"
+    );
 
     ok(support::run(
         Some(&dir.path),
