@@ -63,8 +63,13 @@
 //! `serve --cpu-prof*`/`--heap-prof*` and the SLA monitor all go through `App::profiler`.
 //!
 //! **Tools**: `tools` (analyze, compare, archive, cleanup) read and write the `profiles/`
-//! tree only; `loadgen` is the keep-alive load engine behind `load` and `profile` (one thread
-//! and one connection per virtual user, pre-rendered requests); `kong_sim` is a faithful Kong
+//! tree only. `tools::storage` owns that tree (`sets`: which files are one run; `archive`,
+//! with the flat baseline names; `cleanup`, which deletes whole sets), and `tools::digest`
+//! renders the 100-column terminal summary of a run. `cmd::profiled` is what `profile` and
+//! `load --profile` share after a run: the metadata rows (per-route p95/p99, throughput
+//! variation), `analysis.md`/`.json` beside the profiles, the summary. `loadgen` is the
+//! keep-alive load engine behind `load` and `profile` (one thread and one connection per
+//! virtual user, pre-rendered requests); `kong_sim` is a faithful Kong
 //! Admin API simulator for tests, demos and load; `bench` measures the service as child
 //! processes with wrk or `loadgen`, in alternating A/B windows.
 //!

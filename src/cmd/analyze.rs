@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use argh::FromArgs;
 
 use crate::cmd::CmdError;
-use crate::tools::{Format, Stdout, analysis, report};
+use crate::tools::{Format, Stdout, analysis, report, storage};
 
 /// Analyze CPU and heap Markdown profiles (ours and Bun's --cpu-prof-md layout): summary, top
 /// functions, CPU by subsystem, memory, and ranked optimization opportunities. Refuses (exit 1)
@@ -42,8 +42,20 @@ pub fn run(args: Args) -> Result<ExitCode, CmdError> {
     }
     let mut profiles = Vec::with_capacity(args.files.len());
     for file in &args.files {
+        // `profiles/current/*.md` also matches the analysis written next to a run's profiles:
+        // it is a report about profiles, not one.
+        let name = Path::new(file).file_name().map(|n| n.to_string_lossy());
+        if name.is_some_and(|n| storage::is_analysis(&n)) {
+            eprintln!("analyze: skipping {file} (an analysis report, not a profile)");
+            continue;
+        }
         let profile = report::load(Path::new(file))?;
         profiles.push((file.clone(), profile));
+    }
+    if profiles.is_empty() {
+        return Err(CmdError::usage(
+            "analyze needs at least one profile file; the files given are analysis reports",
+        ));
     }
     let analysis = analysis::analyze(&profiles);
     let text = format.render(&analysis, analysis::render);

@@ -18,7 +18,9 @@ use crate::tools::storage::{self, ArchiveRequest, ProfilesDir, StorageError};
 /// profile of the same session). Copies, never moves. Without --label the copy goes to
 /// <profiles-dir>/archive/<YYYYMMDD_HHMMSS>/; with --label L (or --to-baseline, label
 /// "baseline") to <profiles-dir>/baselines/L/, or baselines/L-<YYYYMMDD_HHMMSS>/ when L
-/// exists. Each archive dir gets an archive.json sidecar (sources, label, date, git commit).
+/// exists. Each archive dir gets an archive.json sidecar (sources, label, date, git commit). A
+/// baseline also gets flat copies of its CPU and heap Markdown: baselines/L.cpu-prof.md and
+/// baselines/L.heap-prof.md (named after the directory chosen).
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "archive")]
 pub struct Args {
@@ -73,6 +75,9 @@ pub fn run(args: Args) -> Result<ExitCode, CmdError> {
     };
     for (from, to) in &archived.copies {
         print(format!("copied {} -> {}", from.display(), to.display()))?;
+    }
+    for (from, to) in &archived.flat {
+        print(format!("baseline {} -> {}", from.display(), to.display()))?;
     }
     print(format!("wrote {}", archived.sidecar.display()))?;
     print(format!(

@@ -1,4 +1,4 @@
-//! `auth-service cleanup`: delete expired profiles by mtime, then enforce a storage quota.
+//! `auth-service cleanup`: delete expired profile sets by mtime, then enforce a storage quota.
 //!
 //! Flags, the clock and printing only; walking, planning and deleting live in
 //! `tools::storage`, which never touches `baselines/` or anything outside the profiles dir.
@@ -15,10 +15,12 @@ use crate::tools::Stdout;
 use crate::tools::storage::{self, Policy, ProfilesDir, Reason};
 use crate::tools::units::{format_age, format_bytes};
 
-/// Delete profiles older than their retention (by modification time) from current/, archive/
-/// (whole archive dirs when every file is expired), auto/ and manual/; never baselines/. Then,
-/// with --max-storage-gb, delete the oldest non-baseline files until the total fits (1 GB =
-/// 1024^3 bytes). Symlinks are never followed; .gitkeep files are kept.
+/// Delete profiles older than their retention (by modification time) from current/, archive/,
+/// auto/ and manual/; never baselines/. A run's files (.md, .pb.gz, .svg, heap profile,
+/// analysis) and an archive dir are one set: it goes whole, when every file in it is expired.
+/// Then, with --max-storage-gb, delete the oldest non-baseline sets until the total fits
+/// (1 GB = 1024^3 bytes). --dry-run lists the sets that would go. Symlinks are never
+/// followed; .gitkeep files are kept.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "cleanup")]
 pub struct Args {
@@ -132,7 +134,7 @@ pub fn run(args: Args) -> Result<ExitCode, CmdError> {
         files += deletion.files;
         bytes += deletion.size;
         let slash = if deletion.is_dir { "/" } else { "" };
-        let count = if deletion.is_dir {
+        let count = if deletion.is_set() {
             format!("{} files, ", deletion.files)
         } else {
             String::new()
@@ -141,12 +143,22 @@ pub fn run(args: Args) -> Result<ExitCode, CmdError> {
             Reason::Quota => ", over quota",
             Reason::Retention => "",
         };
+        let set = if deletion.is_set() && !deletion.is_dir {
+            "set "
+        } else {
+            ""
+        };
         print(format!(
-            "{verb} {}{slash} (age {}, {count}{}{quota})",
+            "{verb} {set}{}{slash} (age {}, {count}{}{quota})",
             deletion.path.display(),
             format_age(deletion.age_seconds),
             format_bytes(deletion.size)
         ))?;
+        if deletion.is_set() {
+            for member in &deletion.members {
+                print(format!("  {}", member.display()))?;
+            }
+        }
     }
     print(format!(
         "cleanup{}: {verb} {files} file{} ({}); kept {} file{} ({}) and {} baseline file{} ({}) in {}",

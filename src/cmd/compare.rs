@@ -10,8 +10,10 @@ use argh::FromArgs;
 use crate::cmd::CmdError;
 use crate::tools::{Format, Stdout, comparison, report};
 
-/// Compare two CPU (or two heap) Markdown profiles: summary deltas, Self% per function, new and
-/// vanished hot functions, heap deltas.
+/// Compare two CPU (or two heap) Markdown profiles: summary deltas with throughput (rps), p95
+/// and p99 and a verdict (better, worse or within noise: a change counts beyond twice the
+/// runs' larger per-second throughput variation, at least 5%, or 10% when neither recorded
+/// it), Self% per function, new and vanished hot functions, heap deltas.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "compare")]
 pub struct Args {

@@ -3,8 +3,11 @@
 //! Owns the flags and env vars of a load test, their validation (exit 2 naming the flag or
 //! variable), the optional profiling of the target around the run, printing the results
 //! table, writing the JSON summary atomically under the results dir, and the threshold
-//! verdict (exit 3). The engine itself is `crate::loadgen`; this file must not send load
-//! requests itself. Also holds the small helpers `profile` shares (consumers, thresholds).
+//! verdict (exit 3). A target that does not accept connections fails the run at once (exit 1)
+//! with how to start one; `load` never starts a server itself. After a profiled run the
+//! analysis summary is printed too (`cmd::profiled`). The engine itself is `crate::loadgen`;
+//! this file must not send load requests itself. Also holds the small helpers `profile`
+//! shares (consumers, thresholds, the target check).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,9 +17,9 @@ use std::time::Duration;
 use argh::FromArgs;
 use serde_json::json;
 
-use crate::cmd::CmdError;
+use crate::cmd::{CmdError, profiled};
 use crate::config::{self, Env, SlaThreshold};
-use crate::loadgen::client::Target;
+use crate::loadgen::client::{self, Target};
 use crate::loadgen::progress::Progress;
 use crate::loadgen::remote::{self, DebugApi, Kind, RemoteError};
 use crate::loadgen::scenario::{self, Consumer, Mix, Requests};
@@ -24,6 +27,7 @@ use crate::loadgen::stages::{self, Stages};
 use crate::loadgen::summary;
 use crate::loadgen::{self, Live, Plan};
 use crate::timefmt;
+use crate::tools::Stdout;
 
 /// Run a k6-style load test against a running service: smoke (K6_SMOKE_VUS, default 3, for
 /// K6_SMOKE_DURATION, default 30s), load (ramp to 50 VUs over 30s, hold 60s, down over 15s),
@@ -92,6 +96,7 @@ pub fn run(args: Args) -> Result<ExitCode, CmdError> {
     let profiling = args.profile || env_flag(&env, "ENABLE_PROFILING")?;
     let consumers = consumers(args.consumers, args.consumer_file.as_deref())?;
 
+    check_target(&target, &url)?;
     let tokens = prepare_tokens(&target, mix, &consumers)?;
     let requests = Arc::new(Requests::render(&target, mix, &consumers, &tokens));
     let started_unix = timefmt::unix_now() as i64;
@@ -131,6 +136,9 @@ pub fn run(args: Args) -> Result<ExitCode, CmdError> {
 
     let summary = summary::summarize(&outcome, &thresholds);
     print!("\n{}", summary::render(&summary));
+    if !artifacts.is_empty() {
+        summarize_profiles(&args, &env, mix, &outcome, &summary, &artifacts);
+    }
     let report = json!({
         "tool": "auth-service load",
         "profile": args.test_profile,
@@ -288,6 +296,20 @@ pub fn consumers(count: Option<usize>, file: Option<&Path>) -> Result<Vec<Consum
     Ok(scenario::seeded_consumers(count))
 }
 
+/// Fails at once (exit 1) when nothing listens at the target, saying how to start a server;
+/// `load` does not start one itself, so what it measures is always the server named.
+pub fn check_target(target: &Target, url: &str) -> Result<(), CmdError> {
+    client::reachable(target).map_err(|err| {
+        CmdError::failed_with(
+            format!(
+                "no service answers at {url}; start one with `./run.sh serve --kong-sim` \
+                 (or pass --url / BASE_URL of a running one)"
+            ),
+            err,
+        )
+    })
+}
+
 /// One real token per consumer when the mix validates tokens.
 pub fn prepare_tokens(
     target: &Target,
@@ -325,6 +347,38 @@ fn start_profiling(debug: &DebugApi) -> Option<()> {
             );
             None
         }
+    }
+}
+
+/// The run's p95/p99 (per route) into the downloaded CPU profile's metadata, then the analysis
+/// files beside the artifacts and the terminal summary; failures are warnings, the load
+/// verdict stands.
+fn summarize_profiles(
+    args: &Args,
+    env: &Env,
+    mix: Mix,
+    outcome: &loadgen::Outcome,
+    summary: &summary::Summary,
+    artifacts: &[PathBuf],
+) {
+    let rows = profiled::metadata_rows(
+        ("load_profile", &args.test_profile),
+        mix.route(),
+        outcome,
+        summary,
+    );
+    let title = format!("load {}", args.test_profile);
+    let result = profiled::record_metadata(artifacts, &rows).and_then(|()| {
+        profiled::report(
+            &title,
+            summary,
+            artifacts,
+            profiled::colour(env),
+            &mut Stdout::new(),
+        )
+    });
+    if let Err(err) = result {
+        eprintln!("warning: cannot analyze the profiles: {}", err.chain());
     }
 }
 

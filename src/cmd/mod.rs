@@ -19,6 +19,7 @@ pub mod compare;
 pub mod kong_sim;
 pub mod load;
 pub mod profile;
+pub mod profiled;
 pub mod serve;
 
 /// Issues and validates short-lived JWTs for Kong consumers, and profiles itself.

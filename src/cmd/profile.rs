@@ -3,8 +3,9 @@
 //! Owns the whole run: the embedded Kong simulator (unless `KONG_ADMIN_URL` is set), the
 //! server as a child process of this binary with the profiling flags, the readiness wait, the
 //! scenario load through `crate::loadgen`, SIGTERM and the exit wait, moving the artifacts to
-//! the output dir under scenario names, appending the load figures to the CPU report's
-//! `## Profile Metadata`, and printing the results and the analysis (`tools::analysis`).
+//! the output dir under scenario names, then the results table and, through `cmd::profiled`,
+//! the run's figures in the CPU report's `## Profile Metadata`, the analysis files beside the
+//! profiles and the terminal summary.
 //! With `--url` it profiles an already running server through its debug API instead. Must
 //! not import `server`, `handlers` or `kong`: the server under test is another process.
 
@@ -17,8 +18,8 @@ use std::time::{Duration, Instant};
 use argh::FromArgs;
 
 use crate::cmd::CmdError;
-use crate::cmd::load;
-use crate::config::{Env, SlaThreshold};
+use crate::cmd::{load, profiled};
+use crate::config::Env;
 use crate::kong_sim::{self, SimOptions};
 use crate::loadgen::child::{Announcing, StderrTail, spawn_announcing};
 use crate::loadgen::client::{self, Target};
@@ -26,17 +27,17 @@ use crate::loadgen::progress::Progress;
 use crate::loadgen::remote::{self, DebugApi, Kind, RemoteError};
 use crate::loadgen::scenario::{Endpoint, Mix, Requests};
 use crate::loadgen::stages::Stages;
-use crate::loadgen::stats::{EndpointStats, LatencyMs};
-use crate::loadgen::summary::{self, Summary};
+use crate::loadgen::summary;
 use crate::loadgen::{self, Live, Outcome, Plan};
 use crate::timefmt;
-use crate::tools::{Stdout, analysis, report};
+use crate::tools::Stdout;
 
 /// Profile the service under one scenario: start kong-sim (unless KONG_ADMIN_URL is set) and
 /// the server with CPU and heap profiling, drive the scenario, stop the server with SIGTERM,
 /// store the profiles in the output dir as <scenario>-<YYYYMMDD_HHMMSS>.cpu-prof.md (and
-/// .cpu-prof.pb.gz, .cpu-prof.svg, .heap-prof.md, .heap-prof.pb.gz), print the results and
-/// the analysis.
+/// .cpu-prof.pb.gz, .cpu-prof.svg, .heap-prof.md, .heap-prof.pb.gz) with the full analysis
+/// beside them (.analysis.md, .analysis.json), and print the results and a summary: the SLA
+/// verdict per route, throughput, errors, the top findings and the files written.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "profile")]
 pub struct Args {
@@ -149,36 +150,20 @@ pub fn run(args: Args) -> Result<ExitCode, CmdError> {
 
     let summary = summary::summarize(&outcome, &thresholds);
     let mut out = Stdout::new();
-    let print = |out: &mut Stdout, text: &str| {
-        out.write(text)
-            .map_err(|err| CmdError::failed_with("cannot write the report", err))
-    };
-    print(
+    let rows = profiled::metadata_rows(
+        ("scenario", scenario.name),
+        scenario.mix.route(),
+        &outcome,
+        &summary,
+    );
+    profiled::record_metadata(&moved, &rows)?;
+    profiled::report(
+        &format!("profile {}", scenario.name),
+        &summary,
+        &moved,
+        profiled::colour(&env),
         &mut out,
-        &format!("\n## Scenario results: {}\n\n", scenario.name),
     )?;
-    print(&mut out, &summary::render(&summary))?;
-
-    if let Some(cpu_md) = moved.iter().find(|p| suffix_of(p) == Some("cpu-prof.md")) {
-        let rows = metadata_rows(&scenario, &outcome, &summary, &thresholds);
-        append_metadata_file(cpu_md, &rows)?;
-    }
-    for path in &moved {
-        print(&mut out, &format!("profile: {}\n", path.display()))?;
-    }
-    let markdown: Vec<&PathBuf> = moved
-        .iter()
-        .filter(|p| matches!(suffix_of(p), Some("cpu-prof.md" | "heap-prof.md")))
-        .collect();
-    if !markdown.is_empty() {
-        let mut profiles = Vec::new();
-        for path in markdown {
-            let profile = report::load(path)?;
-            profiles.push((path.display().to_string(), profile));
-        }
-        print(&mut out, "\n")?;
-        print(&mut out, &analysis::render(&analysis::analyze(&profiles)))?;
-    }
     if outcome.successes() == 0 {
         return Err(CmdError::failed(format!(
             "no request of the {} scenario succeeded",
@@ -452,6 +437,7 @@ fn remote_run(
         (true, false) => Some(Kind::Heap),
         (true, true) => None,
     };
+    load::check_target(target, args.url.as_deref().unwrap_or_default())?;
     let debug = DebugApi::new(target);
     if let Some(kind) = kind {
         debug.start(kind).map_err(|err| match err {
@@ -526,20 +512,6 @@ fn scenario_name(file: &str, scenario: &str, stamp: &str) -> String {
     }
 }
 
-/// The scenario suffix of a moved file's name.
-fn suffix_of(path: &Path) -> Option<&str> {
-    let name = path.file_name()?.to_str()?;
-    [
-        "cpu-prof.md",
-        "cpu-prof.pb.gz",
-        "cpu-prof.svg",
-        "heap-prof.md",
-        "heap-prof.pb.gz",
-    ]
-    .into_iter()
-    .find(|suffix| name.ends_with(&format!(".{suffix}")))
-}
-
 /// Moves every profile artifact of `from` into `to` under the scenario names.
 fn move_artifacts(
     from: &Path,
@@ -580,129 +552,9 @@ fn move_file(from: &Path, to: &Path) -> Result<(), CmdError> {
     Ok(())
 }
 
-/// `scenario`, `route`, `p95_ms`, `p99_ms`, `requests`, `rps` (and the route's thresholds,
-/// which the analysis compares against).
-fn metadata_rows(
-    scenario: &Scenario,
-    outcome: &Outcome,
-    summary: &Summary,
-    thresholds: &[SlaThreshold],
-) -> Vec<(String, String)> {
-    let mut all = EndpointStats::default();
-    for (_, stats) in &outcome.endpoints {
-        all.merge(stats);
-    }
-    let latency = LatencyMs::of(&all.latency);
-    let route = scenario.mix.route();
-    let mut rows = vec![
-        ("scenario".to_owned(), scenario.name.to_owned()),
-        ("route".to_owned(), route.to_owned()),
-        ("p95_ms".to_owned(), format!("{:.2}", latency.p95)),
-        ("p99_ms".to_owned(), format!("{:.2}", latency.p99)),
-        ("requests".to_owned(), summary.requests.to_string()),
-        ("rps".to_owned(), format!("{:.1}", summary.rps)),
-    ];
-    if let Some(t) = thresholds.iter().find(|t| t.route == route) {
-        rows.push(("threshold_p95_ms".to_owned(), t.p95_ms.to_string()));
-        rows.push(("threshold_p99_ms".to_owned(), t.p99_ms.to_string()));
-    }
-    rows
-}
-
-fn append_metadata_file(path: &Path, rows: &[(String, String)]) -> Result<(), CmdError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|err| CmdError::failed_with(format!("cannot read {}", path.display()), err))?;
-    remote::write_atomically(path, append_metadata(&text, rows).as_bytes())
-        .map_err(|err| CmdError::failed_with("cannot update the CPU profile metadata", err))
-}
-
-/// Adds `| key | value |` rows at the end of the `## Profile Metadata` table, or appends the
-/// section when the report has none.
-fn append_metadata(text: &str, rows: &[(String, String)]) -> String {
-    let rendered: String = rows
-        .iter()
-        .map(|(key, value)| format!("| {key} | {value} |\n"))
-        .collect();
-    let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    let heading = lines
-        .iter()
-        .position(|line| line.trim_end() == "## Profile Metadata");
-    let Some(heading) = heading else {
-        let mut out = text.to_owned();
-        if !out.ends_with('\n') {
-            out.push('\n');
-        }
-        out.push_str("\n## Profile Metadata\n\n| Field | Value |\n|-------|-------|\n");
-        out.push_str(&rendered);
-        return out;
-    };
-    // The table is the first run of `|` lines after the heading (before the next section).
-    let mut table_end = None;
-    for (index, line) in lines.iter().enumerate().skip(heading + 1) {
-        let line = line.trim();
-        if line.starts_with("## ") {
-            break;
-        }
-        if line.starts_with('|') {
-            table_end = Some(index + 1);
-        } else if table_end.is_some() {
-            break;
-        }
-    }
-    let insert_at = match table_end {
-        Some(end) => end,
-        None => {
-            let mut out: String = lines[..=heading].concat();
-            out.push_str("\n| Field | Value |\n|-------|-------|\n");
-            out.push_str(&rendered);
-            out.push_str(&lines[heading + 1..].concat());
-            return out;
-        }
-    };
-    let mut out: String = lines[..insert_at].concat();
-    if !out.ends_with('\n') {
-        out.push('\n');
-    }
-    out.push_str(&rendered);
-    out.push_str(&lines[insert_at..].concat());
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn rows() -> Vec<(String, String)> {
-        vec![
-            ("scenario".to_owned(), "tokens".to_owned()),
-            ("p95_ms".to_owned(), "1.50".to_owned()),
-        ]
-    }
-
-    #[test]
-    fn metadata_rows_join_the_existing_table() {
-        let text = "# CPU Profile\n\n## Profile Metadata\n\n| Field | Value |\n|-------|-------|\n\
-                    | trigger | sigterm |\n\n## Function Details\n\nx\n";
-        let out = append_metadata(text, &rows());
-        assert!(out.contains("| trigger | sigterm |\n| scenario | tokens |\n| p95_ms | 1.50 |\n\n## Function Details"), "{out}");
-        let parsed = report::parse(&format!(
-            "# CPU Profile\n\n| Duration | Samples | Interval | Functions |\n|---|---|---|---|\n| 1.00s | 10 | 10.0ms | 1 |\n\n{}",
-            &out["# CPU Profile\n\n".len()..]
-        ));
-        if let Ok(report::Profile::Cpu(cpu)) = parsed {
-            assert_eq!(cpu.metadata.get("scenario"), Some("tokens"));
-        }
-        let at_end = append_metadata(
-            "## Profile Metadata\n\n| Field | Value |\n|---|---|\n| a | b |",
-            &rows(),
-        );
-        assert!(
-            at_end.ends_with("| a | b |\n| scenario | tokens |\n| p95_ms | 1.50 |\n"),
-            "{at_end}"
-        );
-        let missing = append_metadata("# CPU Profile\n", &rows());
-        assert!(missing.ends_with("## Profile Metadata\n\n| Field | Value |\n|-------|-------|\n| scenario | tokens |\n| p95_ms | 1.50 |\n"));
-    }
 
     #[test]
     fn artifacts_get_scenario_names() {
@@ -719,10 +571,6 @@ mod tests {
         assert_eq!(
             scenario_name("Heap.1.2.md", "tokens", "20260101_120000"),
             "tokens-20260101_120000.heap-prof.md"
-        );
-        assert_eq!(
-            suffix_of(Path::new("/x/tokens-20260101_120000.cpu-prof.pb.gz")),
-            Some("cpu-prof.pb.gz")
         );
     }
 

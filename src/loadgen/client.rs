@@ -422,6 +422,18 @@ impl Conn {
     }
 }
 
+/// How long `reachable` waits for a connection: a local target that is up accepts at once,
+/// and a check must fail well inside a second.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// Whether something accepts connections at the target, checked before a run so a missing
+/// server fails at once instead of after the whole duration.
+pub fn reachable(target: &Target) -> Result<(), ClientError> {
+    TcpStream::connect_timeout(&target.addr, PROBE_TIMEOUT)
+        .map(drop)
+        .map_err(ClientError::Connect)
+}
+
 /// One request on a fresh connection, for control calls (tokens, debug API, readiness):
 /// returns the status and the body.
 pub fn fetch(

@@ -60,11 +60,34 @@ pub struct Outcome {
     /// Per endpoint, in `Endpoint` order; only endpoints that were called.
     pub endpoints: Vec<(Endpoint, EndpointStats)>,
     pub peak_vus: u32,
+    /// Requests completed in each whole second of the run, for its variability.
+    pub per_second: Vec<u64>,
 }
 
 impl Outcome {
     pub fn successes(&self) -> u64 {
         self.endpoints.iter().map(|(_, s)| s.successes()).sum()
+    }
+
+    /// The coefficient of variation of the per-second request counts, in percent: how much
+    /// the throughput moved from second to second. The first second (connections opening)
+    /// is left out; `None` under three seconds to judge.
+    pub fn rps_variation_percent(&self) -> Option<f64> {
+        let steady = self.per_second.get(1..)?;
+        if steady.len() < 3 {
+            return None;
+        }
+        let n = steady.len() as f64;
+        let mean = steady.iter().sum::<u64>() as f64 / n;
+        if mean <= 0.0 {
+            return None;
+        }
+        let variance = steady
+            .iter()
+            .map(|&c| (c as f64 - mean).powi(2))
+            .sum::<f64>()
+            / (n - 1.0);
+        Some(variance.sqrt() / mean * 100.0)
     }
 }
 
@@ -94,8 +117,16 @@ pub fn run(plan: Plan, live: Arc<Live>) -> Outcome {
     });
     let mut vus: Vec<JoinHandle<[Option<EndpointStats>; 4]>> = Vec::new();
     let mut peak = 0;
+    let mut per_second = Vec::new();
+    let mut counted = 0;
     loop {
         let elapsed = start.elapsed();
+        // The controller ticks every 50 ms, so a second's count is off by at most a tick.
+        if elapsed.as_secs() > per_second.len() as u64 {
+            let now = shared.live.requests.load(Ordering::Relaxed);
+            per_second.push(now - counted);
+            counted = now;
+        }
         if elapsed >= total {
             break;
         }
@@ -143,6 +174,7 @@ pub fn run(plan: Plan, live: Arc<Live>) -> Outcome {
             .filter_map(|(&endpoint, stats)| stats.map(|s| (endpoint, s)))
             .collect(),
         peak_vus: peak,
+        per_second,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The live status line of a run: elapsed/total, active VUs, requests per second and errors,
-//! redrawn about twice a second on stderr with `\r`, and only when stderr is a terminal (logs
-//! and CI output stay clean).
+//! on stderr. On a terminal it is redrawn about twice a second in place (`\r`); otherwise
+//! (CI logs, a pipe) one plain line is printed every 5 s, so a long run still shows it is alive
+//! without flooding the log.
 //!
 //! Owns one display thread for the length of a run; `finish` stops it and clears the line.
 
@@ -13,25 +14,30 @@ use std::time::{Duration, Instant};
 use crate::loadgen::Live;
 
 const REDRAW: Duration = Duration::from_millis(500);
+/// How often a plain progress line is printed when stderr is not a terminal.
+const PLAIN_EVERY: Duration = Duration::from_secs(5);
 
 pub struct Progress {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    terminal: bool,
 }
 
 impl Progress {
-    /// Starts drawing when stderr is a terminal; otherwise does nothing.
+    /// Starts the display: redrawn in place on a terminal, plain lines every 5 s otherwise.
     pub fn start(live: Arc<Live>, total: Duration, show_vus: bool) -> Progress {
         let stop = Arc::new(AtomicBool::new(false));
-        if !std::io::stderr().is_terminal() {
-            return Progress { stop, thread: None };
-        }
+        let terminal = std::io::stderr().is_terminal();
         let flag = Arc::clone(&stop);
         let thread = thread::Builder::new()
             .name("progress".to_owned())
-            .spawn(move || draw(&live, total, show_vus, &flag))
+            .spawn(move || draw(&live, total, show_vus, terminal, &flag))
             .ok();
-        Progress { stop, thread }
+        Progress {
+            stop,
+            thread,
+            terminal,
+        }
     }
 
     pub fn finish(mut self) {
@@ -42,6 +48,9 @@ impl Progress {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
+            if !self.terminal {
+                return;
+            }
             // Erase the status line so the summary starts on a clean line.
             let mut err = std::io::stderr().lock();
             let _ = write!(err, "\r\x1b[2K");
@@ -56,13 +65,20 @@ impl Drop for Progress {
     }
 }
 
-fn draw(live: &Live, total: Duration, show_vus: bool, stop: &AtomicBool) {
+fn draw(live: &Live, total: Duration, show_vus: bool, terminal: bool, stop: &AtomicBool) {
     let start = Instant::now();
+    let every = if terminal { REDRAW } else { PLAIN_EVERY };
     let mut last_requests = 0;
     let mut last = start;
+    let mut next = start + every;
     while !stop.load(Ordering::Relaxed) {
-        thread::sleep(REDRAW);
+        // Short sleeps so `finish` never waits a whole plain interval for this thread.
+        thread::sleep(REDRAW.min(next.saturating_duration_since(Instant::now())));
         let now = Instant::now();
+        if now < next {
+            continue;
+        }
+        next += every;
         let requests = live.requests.load(Ordering::Relaxed);
         let errors = live.errors.load(Ordering::Relaxed);
         let rps = (requests - last_requests) as f64 / (now - last).as_secs_f64().max(1e-3);
@@ -74,13 +90,17 @@ fn draw(live: &Live, total: Duration, show_vus: bool, stop: &AtomicBool) {
         } else {
             String::new()
         };
-        let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "\r\x1b[2K[{:>5.1}s/{:.0}s]{vus}  {rps:>8.0} req/s  requests {requests}  errors {errors}",
+        let line = format!(
+            "[{:>5.1}s/{:.0}s]{vus}  {rps:>8.0} req/s  requests {requests}  errors {errors}",
             elapsed.as_secs_f64(),
             total.as_secs_f64(),
         );
+        let mut err = std::io::stderr().lock();
+        let _ = if terminal {
+            write!(err, "\r\x1b[2K{line}")
+        } else {
+            writeln!(err, "progress {line}")
+        };
         let _ = err.flush();
     }
 }

@@ -266,7 +266,20 @@ mod tests {
             elapsed: Duration::from_secs(2),
             endpoints: vec![(Endpoint::Tokens, tokens), (Endpoint::Live, live)],
             peak_vus: 2,
+            per_second: vec![10, 100, 90, 110],
         }
+    }
+
+    #[test]
+    fn variation_leaves_out_the_first_second() {
+        let run = outcome(5, 0);
+        let cv = run.rps_variation_percent().expect("three steady seconds");
+        assert!((cv - 10.0).abs() < 1e-9, "{cv}");
+        let short = Outcome {
+            per_second: vec![1, 2, 3],
+            ..outcome(5, 0)
+        };
+        assert_eq!(short.rps_variation_percent(), None);
     }
 
     #[test]

@@ -679,7 +679,10 @@ fn explain(reason: Blocked) -> &'static str {
             "throttled (CONTINUOUS_PROFILING_THROTTLE_MINUTES since this route's last profile)"
         }
         Blocked::Busy => "another profiling session is running",
-        Blocked::StorageQuota => "CONTINUOUS_PROFILING_MAX_STORAGE_GB is used up",
+        // Issue 14: the words users search for come first, then the detail.
+        Blocked::StorageQuota => {
+            "Storage quota exceeded: CONTINUOUS_PROFILING_MAX_STORAGE_GB is used up"
+        }
         Blocked::StartFailed => "the profiler could not start (see the error above)",
     }
 }

@@ -74,6 +74,8 @@ pub struct CpuSummary {
 
 #[derive(Debug, Serialize)]
 pub struct Latency {
+    /// The route of a per-route row; `None` for the profile's single route.
+    pub route: Option<String>,
     pub percentile: &'static str,
     pub measured_ms: f64,
     pub threshold_ms: Option<f64>,
@@ -149,38 +151,41 @@ fn cpu(name: &str, report: &CpuReport) -> (CpuSummary, Vec<Finding>) {
     let functions = report.functions();
     let shares = categories::shares(report);
     let meta = &report.metadata;
-    let mut latency = Vec::new();
-    let mut over = Vec::new();
-    for (percentile, key, threshold_key) in [
-        ("p95", "p95_ms", "threshold_p95_ms"),
-        ("p99", "p99_ms", "threshold_p99_ms"),
-    ] {
-        let Some(measured) = meta.number(key) else {
-            continue;
-        };
-        let threshold = meta.number(threshold_key);
-        latency.push(Latency {
-            percentile,
-            measured_ms: measured,
-            threshold_ms: threshold,
-            within_sla: threshold.map(|t| measured <= t),
-        });
-        if let Some(threshold) = threshold {
-            over.push((percentile, measured, threshold));
-        }
-    }
     let busy = match (report.samples, report.possible_samples()) {
         (Some(samples), Some(possible)) => Some(Busy { samples, possible }),
         _ => None,
     };
     let route = meta.get("route").map(str::to_owned);
     let mut findings = recommend::cpu_findings(name, &shares, report.cpu_seconds());
-    findings.extend(recommend::latency_findings(
-        name,
-        route.as_deref(),
-        &over,
-        busy,
-    ));
+    // Per-route rows when the run wrote them (a mixed run has several routes), else the
+    // single `p95_ms`/`p99_ms` of the profiled route.
+    let routes = meta.routes();
+    let keyed: Vec<(Option<&str>, String)> = if routes.is_empty() {
+        vec![(route.as_deref(), String::new())]
+    } else {
+        routes.iter().map(|r| (Some(*r), format!("@{r}"))).collect()
+    };
+    let mut latency = Vec::new();
+    for (route_name, suffix) in keyed {
+        let mut over = Vec::new();
+        for percentile in ["p95", "p99"] {
+            let Some(measured) = meta.number(&format!("{percentile}_ms{suffix}")) else {
+                continue;
+            };
+            let threshold = meta.number(&format!("threshold_{percentile}_ms{suffix}"));
+            latency.push(Latency {
+                route: (!suffix.is_empty()).then(|| route_name.unwrap_or_default().to_owned()),
+                percentile,
+                measured_ms: measured,
+                threshold_ms: threshold,
+                within_sla: threshold.map(|t| measured <= t),
+            });
+            if let Some(threshold) = threshold {
+                over.push((percentile, measured, threshold));
+            }
+        }
+        findings.extend(recommend::latency_findings(name, route_name, &over, busy));
+    }
     let socket = shares.percent(Subsystem::SocketIo);
     let socket_per_request = match (report.cpu_seconds(), meta.number("requests")) {
         (Some(cpu), Some(requests)) if requests > 0.0 && shares.method == Method::WholeStack => {
@@ -372,8 +377,12 @@ fn performance_table(cpu: &CpuSummary) -> String {
             ),
             (None, _) => "no SLA threshold in the metadata".into(),
         };
+        let label = match &latency.route {
+            Some(route) => format!("Latency {} {route}", latency.percentile),
+            None => format!("Latency {}", latency.percentile),
+        };
         rows.push(vec![
-            format!("Latency {}", latency.percentile),
+            label,
             format!("{:.1} ms, {verdict}", latency.measured_ms),
         ]);
     }
@@ -592,7 +601,7 @@ fn memory_section(memory: &MemorySummary) -> String {
 }
 
 /// `34.0% CPU`, `120.0 MiB/h`, `153.2 ms`.
-fn measure(value: f64, unit: &str) -> String {
+pub(crate) fn measure(value: f64, unit: &str) -> String {
     if unit.starts_with('%') {
         format!("{value:.1}{unit}")
     } else {

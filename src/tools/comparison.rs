@@ -1,5 +1,11 @@
-//! The `compare` report: summary deltas, per-function Self% before and after, new and vanished
-//! hot functions, subsystem and heap deltas between two profiles of the same kind.
+//! The `compare` report: summary deltas (throughput, p95, p99 and a better / worse / within
+//! noise verdict among them), per-function Self% before and after, new and vanished hot
+//! functions, subsystem and heap deltas between two profiles of the same kind.
+//!
+//! The noise rule: a change counts only when it is larger than the noise band, which is twice
+//! the larger per-second throughput variation of the two runs (`rps_variation_percent` in the
+//! metadata, written by `profile` and `load --profile`), and at least `MIN_NOISE_PERCENT`;
+//! when neither run recorded it, `DEFAULT_NOISE_PERCENT`.
 //!
 //! Pure: takes two parsed profiles, returns a `Comparison` (serde for JSON) and its Markdown.
 
@@ -14,6 +20,10 @@ use crate::tools::units::{format_bytes, format_duration, format_signed_bytes};
 pub const TOP: usize = 15;
 /// Below this Self% a function counts as absent.
 pub const HOT_FLOOR_PERCENT: f64 = 0.5;
+/// The noise band when neither run recorded its variation.
+pub const DEFAULT_NOISE_PERCENT: f64 = 10.0;
+/// The narrowest noise band, however steady the runs were.
+pub const MIN_NOISE_PERCENT: f64 = 5.0;
 
 #[derive(Debug, Serialize)]
 pub struct Comparison {
@@ -21,6 +31,8 @@ pub struct Comparison {
     pub new: String,
     pub kind: &'static str,
     pub summary: Vec<Delta>,
+    /// Throughput and latency judged against the noise band; `None` for heap profiles.
+    pub verdict: Option<Verdict>,
     pub functions: Vec<FunctionDelta>,
     pub new_hot: Vec<FunctionDelta>,
     pub vanished: Vec<FunctionDelta>,
@@ -30,9 +42,83 @@ pub struct Comparison {
     pub heap: Vec<Delta>,
 }
 
+/// Better, worse or within noise, over throughput, p95 and p99.
+#[derive(Debug, Serialize)]
+pub struct Verdict {
+    /// `better`, `worse`, `within noise`, or `no verdict` when neither side has the figures.
+    pub word: &'static str,
+    pub noise_percent: f64,
+    /// Where the noise band came from.
+    pub noise_from: String,
+    /// Each change beyond the band, e.g. `p95 +35.2% (worse)`.
+    pub changes: Vec<String>,
+}
+
+/// Judges the RPS, p95 and p99 deltas of `summary` against the noise band.
+fn verdict(summary: &[Delta], base: &CpuReport, new: &CpuReport) -> Verdict {
+    let variation = |r: &CpuReport| r.metadata.number("rps_variation_percent");
+    let (noise_percent, noise_from) = match (variation(base), variation(new)) {
+        (None, None) => (
+            DEFAULT_NOISE_PERCENT,
+            "default: neither run recorded its per-second variation".to_owned(),
+        ),
+        (b, n) => {
+            let larger = b.unwrap_or(0.0).max(n.unwrap_or(0.0));
+            (
+                (2.0 * larger).max(MIN_NOISE_PERCENT),
+                format!(
+                    "2 x the larger per-second throughput variation ({larger:.1}%), at least \
+                     {MIN_NOISE_PERCENT:.0}%"
+                ),
+            )
+        }
+    };
+    let mut changes = Vec::new();
+    let (mut better, mut worse, mut judged) = (0, 0, 0);
+    for delta in summary {
+        let higher_is_better = match delta.metric.as_str() {
+            "Throughput" => true,
+            "Latency p95" | "Latency p99" => false,
+            _ => continue,
+        };
+        let Some(percent) = delta.delta_percent else {
+            continue;
+        };
+        judged += 1;
+        if percent.abs() <= noise_percent {
+            continue;
+        }
+        let good = (percent > 0.0) == higher_is_better;
+        if good {
+            better += 1;
+        } else {
+            worse += 1;
+        }
+        let name = match delta.metric.as_str() {
+            "Throughput" => "rps".to_owned(),
+            other => other.trim_start_matches("Latency ").to_owned(),
+        };
+        let word = if good { "better" } else { "worse" };
+        changes.push(format!("{name} {percent:+.1}% ({word})"));
+    }
+    let word = match (judged, worse, better) {
+        (0, _, _) => "no verdict",
+        (_, w, _) if w > 0 => "worse",
+        (_, _, b) if b > 0 => "better",
+        _ => "within noise",
+    };
+    Verdict {
+        word,
+        noise_percent,
+        noise_from,
+        changes,
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Unit {
+    Rps,
     Seconds,
     Count,
     Ms,
@@ -109,6 +195,7 @@ pub fn compare(
         new: new_name.to_owned(),
         kind: base.kind(),
         summary: Vec::new(),
+        verdict: None,
         functions: Vec::new(),
         new_hot: Vec::new(),
         vanished: Vec::new(),
@@ -148,14 +235,23 @@ fn compare_cpu(out: &mut Comparison, base: &CpuReport, new: &CpuReport) {
             u(new.function_count),
         ),
     ];
+    out.summary.push(Delta::new(
+        "Throughput",
+        Unit::Rps,
+        meta(base, "rps"),
+        meta(new, "rps"),
+    ));
     for key in ["p95_ms", "p99_ms"] {
-        let (b, n) = (meta(base, key), meta(new, key));
-        if b.is_some() || n.is_some() {
-            let label = format!("Latency {}", &key[..3]);
-            out.summary.push(Delta::new(&label, Unit::Ms, b, n));
-        }
+        let label = format!("Latency {}", &key[..3]);
+        out.summary.push(Delta::new(
+            &label,
+            Unit::Ms,
+            meta(base, key),
+            meta(new, key),
+        ));
     }
     out.summary.retain(|d| d.base.is_some() || d.new.is_some());
+    out.verdict = Some(verdict(&out.summary, base, new));
 
     let base_fns = base.functions();
     let new_fns = new.functions();
@@ -270,6 +366,7 @@ fn compare_heap(base: &HeapReport, new: &HeapReport) -> Vec<Delta> {
 
 fn show(unit: Unit, value: f64) -> String {
     match unit {
+        Unit::Rps => format!("{value:.1} req/s"),
         Unit::Seconds => format_duration(value),
         Unit::Count => format!("{value:.0}"),
         Unit::Ms => format!("{value:.1} ms"),
@@ -354,6 +451,23 @@ pub fn render(c: &Comparison) -> String {
     if c.kind == "cpu" {
         out.push_str("## Summary\n\n");
         out.push_str(&deltas_table(&c.summary));
+        if let Some(v) = &c.verdict {
+            let changes = if v.changes.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", v.changes.join(", "))
+            };
+            let missing = if v.word == "no verdict" {
+                " (neither profile carries rps, p95 or p99; `profile` and `load --profile` \
+                 write them)"
+            } else {
+                ""
+            };
+            out.push_str(&format!(
+                "\n**Verdict: {}**{changes}{missing}. Noise band ±{:.1}% ({}).\n",
+                v.word, v.noise_percent, v.noise_from
+            ));
+        }
         out.push_str(&format!(
             "\n## Top Functions (Self%)\n\nUnion of the top {TOP} of each profile; Δ in \
              percentage points.\n\n"
@@ -446,6 +560,80 @@ mod tests {
         assert_eq!(a.delta, -10.0);
         assert_eq!(c.summary[0].metric, "Samples");
         assert_eq!(c.summary[0].delta, Some(0.0));
+        assert_eq!(c.verdict.as_ref().map(|v| v.word), Some("no verdict"));
+    }
+
+    fn with_run(rps: &str, p95: &str, variation: Option<&str>) -> Profile {
+        let Profile::Cpu(mut report) = cpu(&[("a", 10.0)]) else {
+            unreachable!()
+        };
+        let meta = &mut report.metadata.0;
+        meta.insert("rps".into(), rps.into());
+        meta.insert("p95_ms".into(), p95.into());
+        meta.insert("p99_ms".into(), p95.into());
+        if let Some(v) = variation {
+            meta.insert("rps_variation_percent".into(), v.into());
+        }
+        Profile::Cpu(report)
+    }
+
+    #[test]
+    fn verdicts_follow_the_noise_band() {
+        let judge = |base: Profile, new: Profile| {
+            let c = compare("b", &base, "n", &new).unwrap();
+            let v = c.verdict.unwrap();
+            (v.word, v.noise_percent)
+        };
+        // No variation recorded: the 10 % default.
+        assert_eq!(
+            judge(
+                with_run("1000", "1.0", None),
+                with_run("1080", "1.05", None)
+            ),
+            ("within noise", 10.0)
+        );
+        assert_eq!(
+            judge(with_run("1000", "1.0", None), with_run("1200", "1.0", None)).0,
+            "better"
+        );
+        // Steady runs (1 %): the 5 % floor, so +8 % throughput is real.
+        assert_eq!(
+            judge(
+                with_run("1000", "1.0", Some("1")),
+                with_run("1080", "1.0", Some("0.5"))
+            ),
+            ("better", 5.0)
+        );
+        // Noisy runs (15 %): a 25 % slower p95 is within noise, 40 % is not.
+        assert_eq!(
+            judge(
+                with_run("1000", "1.0", Some("15")),
+                with_run("1000", "1.25", None)
+            ),
+            ("within noise", 30.0)
+        );
+        assert_eq!(
+            judge(
+                with_run("1000", "1.0", Some("15")),
+                with_run("1500", "1.40", None)
+            )
+            .0,
+            "worse"
+        );
+        let text = render(
+            &compare(
+                "b",
+                &with_run("1000", "1.0", None),
+                "n",
+                &with_run("850", "1.0", None),
+            )
+            .unwrap(),
+        );
+        assert!(
+            text.contains("| Throughput | 1000.0 req/s | 850.0 req/s |"),
+            "{text}"
+        );
+        assert!(text.contains("**Verdict: worse**: rps"), "{text}");
     }
 
     #[test]

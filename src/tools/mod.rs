@@ -1,5 +1,6 @@
 //! Offline profile tools behind `analyze`, `compare`, `archive` and `cleanup`: parse our and
-//! Bun's Markdown profiles, judge them, compare two, and manage the `profiles/` directory.
+//! Bun's Markdown profiles, judge them, compare two, summarize a profiled run for the
+//! terminal (`digest`), and manage the `profiles/` directory.
 //!
 //! Must not import `server`, `handlers` or `kong` (the tools run without a service), nor
 //! read env vars. Only `storage` touches the profiles dir, and never outside it; `report::load`
@@ -11,6 +12,7 @@ pub mod budgets;
 pub mod categories;
 pub mod comparison;
 pub mod completeness;
+pub mod digest;
 pub mod growth;
 pub mod markdown;
 pub mod recommend;

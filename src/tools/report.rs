@@ -226,6 +226,15 @@ impl Metadata {
     pub fn number(&self, key: &str) -> Option<f64> {
         self.get(key).and_then(parse_number)
     }
+
+    /// The routes with their own latency rows (`p95_ms@/tokens`, written by `profile` and
+    /// `load --profile` for every route of the run), in key order.
+    pub fn routes(&self) -> Vec<&str> {
+        self.0
+            .keys()
+            .filter_map(|key| key.strip_prefix("p95_ms@"))
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Default)]

@@ -18,3 +18,4 @@ mod support;
 mod telemetry;
 mod tokens;
 mod tools;
+mod workflows;

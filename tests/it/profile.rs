@@ -22,14 +22,23 @@ fn health_without_profilers_prints_the_results() {
         &["health", "--duration", "2", "--no-cpu", "--no-heap"],
     );
     assert_eq!(run.code(), 0, "{run:?}");
-    assert!(run.stdout.contains("Scenario results: health"), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("profile health: SLA met on every route"),
+        "{run:?}"
+    );
     let line = run
         .stdout
         .lines()
-        .find(|l| l.starts_with("/health: "))
+        .find(|l| l.trim_start().starts_with("/health: "))
         .unwrap_or_else(|| panic!("no /health line: {run:?}"));
     assert!(line.contains("statuses 200="), "{line}");
-    assert!(run.stdout.contains("400/500ms"), "SLA column: {run:?}");
+    let row = run
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("/health ") && l.contains("400/500"))
+        .unwrap_or_else(|| panic!("no /health verdict row: {run:?}"));
+    assert!(row.ends_with("pass"), "{row}");
 }
 
 fn check_artifacts(scenario: &str) {
@@ -67,8 +76,21 @@ fn check_artifacts(scenario: &str) {
         "{text}"
     );
     assert!(text.contains("| p95_ms | "), "{text}");
-    assert!(run.stdout.contains("# Profile Analysis Report"), "{run:?}");
-    assert!(run.stdout.contains("auth_service::"), "{run:?}");
+    // The full report is beside the profiles; the terminal gets the summary (issue 14).
+    let analysis = names.iter().find(|n| n.ends_with(".analysis.md"));
+    let analysis = analysis.unwrap_or_else(|| panic!("no analysis.md in {names:?}"));
+    assert!(
+        names.iter().any(|n| n.ends_with(".analysis.json")),
+        "{names:?}"
+    );
+    let report = fs::read_to_string(dir.join("out").join(analysis)).unwrap();
+    assert!(report.contains("# Profile Analysis Report"), "{report}");
+    assert!(report.contains("auth_service::"), "{report}");
+    assert!(!run.stdout.contains("# Profile Analysis Report"), "{run:?}");
+    assert!(
+        run.stdout.contains("full report: ./run.sh analyze"),
+        "{run:?}"
+    );
 }
 
 #[test]
@@ -180,7 +202,7 @@ fn load_with_profiling_downloads_the_session_artifacts() {
             "load",
             "smoke",
             "--endpoint",
-            "live",
+            "health",
             "--profile",
             "--url",
             &target.url,
@@ -198,10 +220,29 @@ fn load_with_profiling_downloads_the_session_artifacts() {
     assert_eq!(
         names,
         [
+            "CPU.20260101_120000.7.analysis.json",
+            "CPU.20260101_120000.7.analysis.md",
             "CPU.20260101_120000.7.md",
             "CPU.20260101_120000.7.svg",
             "Heap.20260101_120000.7.md"
         ],
+        "{run:?}"
+    );
+    // Issue 14: the run's own p95/p99 reach the profile, and the summary is printed.
+    let cpu = fs::read_to_string(dir.join("results/profiling/CPU.20260101_120000.7.md")).unwrap();
+    assert!(cpu.contains("| load_profile | smoke |"), "{cpu}");
+    assert!(cpu.contains("| p95_ms@/health | "), "{cpu}");
+    assert!(cpu.contains("| threshold_p95_ms@/health | 400 |"), "{cpu}");
+    assert!(run.stdout.contains("load smoke: SLA "), "{run:?}");
+    let analysis =
+        fs::read_to_string(dir.join("results/profiling/CPU.20260101_120000.7.analysis.md"))
+            .unwrap();
+    assert!(
+        analysis.contains("| Latency p95 /health | ") && analysis.contains("400 ms SLA"),
+        "the load run's verdict reaches the report: {analysis}"
+    );
+    assert!(
+        run.stdout.contains("CPU.20260101_120000.7.analysis.md"),
         "{run:?}"
     );
     let heap = fs::read(dir.join("results/profiling/Heap.20260101_120000.7.md")).unwrap();
@@ -244,11 +285,17 @@ fn profile_url_stores_the_remote_session_under_scenario_names() {
     let suffixes: Vec<&str> = names.iter().map(|n| n.split_once('.').unwrap().1).collect();
     assert_eq!(
         suffixes,
-        ["cpu-prof.md", "cpu-prof.svg", "heap-prof.md"],
+        [
+            "analysis.json",
+            "analysis.md",
+            "cpu-prof.md",
+            "cpu-prof.svg",
+            "heap-prof.md"
+        ],
         "{names:?}"
     );
     assert!(names.iter().all(|n| n.starts_with("tokens-")), "{names:?}");
-    let cpu = fs::read_to_string(dir.join("out").join(&names[0])).unwrap();
+    let cpu = fs::read_to_string(dir.join("out").join(&names[2])).unwrap();
     for row in [
         "| scenario | tokens |",
         "| route | /tokens |",
@@ -259,8 +306,8 @@ fn profile_url_stores_the_remote_session_under_scenario_names() {
     ] {
         assert!(cpu.contains(row), "{row} missing:\n{cpu}");
     }
-    assert!(run.stdout.contains("# Profile Analysis Report"), "{run:?}");
-    assert!(run.stdout.contains("auth_service::"), "{run:?}");
+    assert!(run.stdout.contains("profile tokens: "), "{run:?}");
+    assert!(run.stdout.contains("top findings"), "{run:?}");
     assert!(
         target
             .calls()

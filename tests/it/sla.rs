@@ -242,6 +242,14 @@ fn over_the_storage_quota_nothing_is_profiled() {
         "{:?}",
         auto_files(&dir.path)
     );
+    // Issue 14: the log says it in the words users search for, then the detail.
+    let stderr = server.stderr();
+    assert!(
+        stderr.contains(
+            "no automatic profile: Storage quota exceeded: CONTINUOUS_PROFILING_MAX_STORAGE_GB"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]

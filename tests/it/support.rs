@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -10,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_auth-service");
 
@@ -452,4 +453,43 @@ pub fn kong_credential_gets(sim_url: &str) -> u64 {
     stats["requests"]["GET /consumers/{c}/jwt"]
         .as_u64()
         .unwrap_or(0)
+}
+
+// Profile-tree helpers shared by the tool and workflow tests.
+
+pub fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn ok(run: Run) -> Run {
+    assert_eq!(run.code(), 0, "{run:?}");
+    run
+}
+
+pub fn profiles_tree(name: &str) -> (TempDir, PathBuf) {
+    let dir = TempDir::new(name);
+    let profiles = dir.join("profiles");
+    for sub in ["current", "auto", "archive", "baselines", "manual"] {
+        fs::create_dir_all(profiles.join(sub)).unwrap();
+        fs::write(profiles.join(sub).join(".gitkeep"), "").unwrap();
+    }
+    (dir, profiles)
+}
+
+/// Writes `size` bytes at `path` with a modification time `age_seconds` ago.
+pub fn touch(path: &Path, size: usize, age_seconds: u64) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, vec![b'x'; size]).unwrap();
+    let file = fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(SystemTime::now() - Duration::from_secs(age_seconds))
+        .unwrap();
+}
+
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }

@@ -4,18 +4,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime};
 
-use crate::support::{self, BIN, Run, TempDir};
-
-fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn ok(run: Run) -> Run {
-    assert_eq!(run.code(), 0, "{run:?}");
-    run
-}
+use crate::support::{self, BIN, Run, TempDir, fixture, names, ok, profiles_tree, touch};
 
 fn json(run: &Run) -> serde_json::Value {
     serde_json::from_str(&run.stdout)
@@ -26,24 +16,6 @@ const HOUR: u64 = 3600;
 const DAY: u64 = 86_400;
 
 /// A `profiles/` tree with the five subdirs and their `.gitkeep`s.
-fn profiles_tree(name: &str) -> (TempDir, PathBuf) {
-    let dir = TempDir::new(name);
-    let profiles = dir.join("profiles");
-    for sub in ["current", "auto", "archive", "baselines", "manual"] {
-        fs::create_dir_all(profiles.join(sub)).unwrap();
-        fs::write(profiles.join(sub).join(".gitkeep"), "").unwrap();
-    }
-    (dir, profiles)
-}
-
-/// Writes `size` bytes at `path` with a modification time `age_seconds` ago.
-fn touch(path: &Path, size: usize, age_seconds: u64) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, vec![b'x'; size]).unwrap();
-    let file = fs::File::options().write(true).open(path).unwrap();
-    file.set_modified(SystemTime::now() - Duration::from_secs(age_seconds))
-        .unwrap();
-}
 
 #[test]
 fn analyze_ranks_our_profile_by_category() {
@@ -352,15 +324,6 @@ fn only_entry(dir: &Path) -> PathBuf {
     entries.remove(0)
 }
 
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn archive_copies_companions_with_a_sidecar() {
     let (dir, profiles) = profiles_tree("archive-glob");
@@ -461,9 +424,14 @@ fn archive_baselines_by_label() {
 
     // The same label again gets a timestamped sibling instead of overwriting.
     let run = ok(support::run(Some(&dir.path), &args, &[]));
+    // Each baseline dir has its flat CPU and heap Markdown beside it (issue 14).
     let baselines = names(&profiles.join("baselines"));
-    assert_eq!(baselines.len(), 3, "{baselines:?}");
+    assert_eq!(baselines.len(), 7, "{baselines:?}");
     assert!(baselines[2].starts_with("v1.2.0-"), "{baselines:?}");
+    assert!(
+        baselines.contains(&"v1.2.0.cpu-prof.md".to_owned()),
+        "{baselines:?}"
+    );
     assert!(run.stdout.contains("profiles/baselines/v1.2.0-"), "{run:?}");
 
     // --to-baseline without a label.
@@ -574,15 +542,15 @@ fn cleanup_deletes_by_retention() {
         "deleted profiles/auto/tokens-sla-violation-1.cpu-prof.md (age 8.0d, 1000 B)",
         "deleted profiles/manual/CPU.1.2.md (age 8.0d, 1000 B)",
         "deleted profiles/archive/20261101_000000/ (age 9.0d, 2 files, 1.95 KiB)",
-        "deleted profiles/archive/20261120_000000/a.md (age 10.0d, 1000 B)",
-        "cleanup: deleted 6 files (5.86 KiB); kept 2 files (1.95 KiB) and 1 baseline file",
+        // An archive dir is one set: with a file still young it stays whole (issue 14).
+        "cleanup: deleted 5 files (4.88 KiB); kept 3 files (2.93 KiB) and 1 baseline file",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in\n{out}");
     }
     assert!(!profiles.join("current/old.cpu-prof.md").exists());
     assert!(profiles.join("current/new.cpu-prof.md").exists());
     assert!(!profiles.join("archive/20261101_000000").exists());
-    assert!(!profiles.join("archive/20261120_000000/a.md").exists());
+    assert!(profiles.join("archive/20261120_000000/a.md").exists());
     assert!(profiles.join("archive/20261120_000000/b.md").exists());
     assert!(profiles.join("baselines/v1/CPU.1.2.md").exists());
     for sub in ["current", "auto", "archive", "baselines", "manual"] {
