@@ -58,6 +58,17 @@ pub fn allocator_footprint_bytes() -> Option<u64> {
     }
 }
 
+/// Gives the calling thread (only it: Linux applies `setpriority` per thread id) the lowest
+/// scheduling priority, nice 19. Best effort: a failure leaves the priority as it was.
+pub fn lower_current_thread_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid has no preconditions; setpriority only reads its integer arguments.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+    }
+}
+
 pub fn cpu_seconds() -> f64 {
     // SAFETY: getrusage writes into the zeroed struct we own; RUSAGE_SELF is always valid.
     let usage = unsafe {

@@ -32,12 +32,14 @@ pub enum Subsystem {
     Handlers,
     Logging,
     Telemetry,
+    /// OpenTelemetry spans on the request path and the OTLP export threads.
+    Otel,
     Profiler,
     Other,
 }
 
 impl Subsystem {
-    pub const ALL: [Subsystem; 11] = [
+    pub const ALL: [Subsystem; 12] = [
         Subsystem::KongLookups,
         Subsystem::JwtSigning,
         Subsystem::Json,
@@ -47,6 +49,7 @@ impl Subsystem {
         Subsystem::Handlers,
         Subsystem::Logging,
         Subsystem::Telemetry,
+        Subsystem::Otel,
         Subsystem::Profiler,
         Subsystem::Other,
     ];
@@ -63,6 +66,7 @@ impl Subsystem {
             Subsystem::Handlers => "handlers",
             Subsystem::Logging => "logging",
             Subsystem::Telemetry => "telemetry",
+            Subsystem::Otel => "otel",
             Subsystem::Profiler => "profiler",
             Subsystem::Other => "other",
         }
@@ -84,6 +88,7 @@ impl Subsystem {
             Subsystem::Handlers => "Endpoint logic",
             Subsystem::Logging => "Logging",
             Subsystem::Telemetry => "Metrics and SLA monitor",
+            Subsystem::Otel => "OpenTelemetry export",
             Subsystem::Profiler => "Profiler",
             Subsystem::Other => "Other",
         }
@@ -109,6 +114,10 @@ impl Subsystem {
             }
             Subsystem::Logging => "log, env_logger, logging::*",
             Subsystem::Telemetry => "metrics::*, monitor::*, handlers::metrics",
+            Subsystem::Otel => {
+                "telemetry::*, opentelemetry* (spans on the request path), and all of the SDK's \
+                 OpenTelemetry.* export threads (encoding, ureq, sockets)"
+            }
             Subsystem::Profiler => "profiling::*, pprof, backtrace, gimli, addr2line, inferno",
             Subsystem::Other => "stacks that name no subsystem",
         }
@@ -143,7 +152,6 @@ const RULES: &[(Pattern, Subsystem)] = &[
     (Module("gimli"), Subsystem::Profiler),
     (Module("addr2line"), Subsystem::Profiler),
     (Module("inferno"), Subsystem::Profiler),
-    (Module("prost"), Subsystem::Profiler),
     (Module("flate2"), Subsystem::Profiler),
     (Module("miniz_oxide"), Subsystem::Profiler),
     (Module("findshlibs"), Subsystem::Profiler),
@@ -181,6 +189,14 @@ const RULES: &[(Pattern, Subsystem)] = &[
     (Module("auth_service::logging"), Subsystem::Logging),
     (Module("log"), Subsystem::Logging),
     (Module("env_logger"), Subsystem::Logging),
+    // OpenTelemetry: our spans and the SDK. `prost` names no subsystem: its encoders run for
+    // the pprof writer and the OTLP exporter alike, and the frame above them decides.
+    (Module("auth_service::telemetry"), Subsystem::Otel),
+    (Module("opentelemetry"), Subsystem::Otel),
+    (Module("opentelemetry_sdk"), Subsystem::Otel),
+    (Module("opentelemetry_otlp"), Subsystem::Otel),
+    (Module("opentelemetry_proto"), Subsystem::Otel),
+    (Module("opentelemetry_http"), Subsystem::Otel),
     (Module("auth_service::metrics"), Subsystem::Telemetry),
     (Module("auth_service::monitor"), Subsystem::Telemetry),
     (
@@ -358,8 +374,24 @@ pub struct Charge {
     pub lock_contention: bool,
 }
 
+/// The SDK names its export threads `OpenTelemetry.Traces.BatchProcessor` and
+/// `OpenTelemetry.Metrics.PeriodicReader`; everything they run is export, even the ureq and
+/// socket frames that would otherwise read as Kong or HTTP.
+fn is_otel_export_thread(thread: &str) -> bool {
+    thread.starts_with("OpenTelemetry")
+}
+
 /// Charges one stack (`frames` leaf first) that ran on `thread`.
 pub fn charge(frames: &[&str], thread: &str) -> Charge {
+    if is_otel_export_thread(thread) {
+        return Charge {
+            subsystem: Subsystem::Otel,
+            decided_by: None,
+            kong_call: false,
+            allocation: leaf_in_allocator(frames),
+            lock_contention: frames.iter().any(|f| is_lock_contended(f)),
+        };
+    }
     let (mut socket, mut syscall) = (false, false);
     let mut decided = None;
     for (index, function) in frames.iter().enumerate() {

@@ -59,10 +59,57 @@ fn frames_name_subsystems_or_are_transparent() {
         ("std::sys::pal::unix::futex::futex_wait", None),
         ("sha2x::f", None),
         ("[unknown]", None),
+        (
+            "opentelemetry_sdk::trace::span::Span::end",
+            Some(Subsystem::Otel),
+        ),
+        (
+            "auth_service::telemetry::trace::Tracing::start_request",
+            Some(Subsystem::Otel),
+        ),
+        // prost runs for pprof and OTLP alike: the frame above decides.
+        ("prost::encoding::varint::encode_varint", None),
     ];
     for (function, expected) in cases {
         assert_eq!(classify_frame(function), *expected, "{function}");
     }
+}
+
+/// OTLP encoding is export wherever it runs, pprof encoding the profiler's; the SDK's export
+/// threads are export all through, their ureq and socket frames included.
+#[test]
+fn opentelemetry_is_charged_to_its_own_subsystem() {
+    let otel_encode = [
+        "prost::encoding::varint::encode_varint",
+        "<opentelemetry_proto::proto::tonic::common::v1::AnyValue as prost::message::Message>::encoded_len",
+        "auth_service::server::adapter::serve",
+    ];
+    assert_eq!(charge(&otel_encode, "worker-1").subsystem, Subsystem::Otel);
+    let pprof_encode = [
+        "prost::encoding::varint::encode_varint",
+        "auth_service::profiling::pprof_out::cpu_pprof_gz",
+    ];
+    assert_eq!(
+        charge(&pprof_encode, "profiler-session").subsystem,
+        Subsystem::Profiler
+    );
+    let export_send = [
+        "__libc_send",
+        "ureq::unversioned::transport::tcp::TcpTransport::transmit_output",
+        "auth_service::telemetry::transport::UreqClient::send_blocking",
+    ];
+    let charged = charge(&export_send, "OpenTelemetry.Traces.BatchProcessor");
+    assert_eq!(charged.subsystem, Subsystem::Otel);
+    assert!(!charged.kong_call);
+    assert_eq!(
+        charge(&["malloc"], "OpenTelemetry.Metrics.PeriodicReader").subsystem,
+        Subsystem::Otel
+    );
+    // The same ureq frames on a worker are a Kong call.
+    assert_eq!(
+        charge(&export_send[..2], "worker-1").subsystem,
+        Subsystem::KongLookups
+    );
 }
 
 /// Kernel and libc frames go to the subsystem that called them.

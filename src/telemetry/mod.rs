@@ -160,7 +160,7 @@ impl Telemetry {
     }
 
     /// `disabled` in console mode; `degraded` while a signal's latest export failed or
-    /// spans were dropped since start; else `healthy`.
+    /// spans were dropped within the last `stats::RECENT_DROP`; else `healthy`.
     pub fn status(&self) -> &'static str {
         if !self.is_exporting() {
             return "disabled";
@@ -168,7 +168,7 @@ impl Telemetry {
         let failing = [&self.traces, &self.metrics]
             .iter()
             .any(|stats| stats.status() == "failing");
-        if failing || self.traces.snapshot().items_dropped > 0 {
+        if failing || self.traces.dropped_recently() {
             "degraded"
         } else {
             "healthy"
@@ -188,7 +188,11 @@ impl Telemetry {
         let traces = self.traces.snapshot();
         let mut traces_json = signal(&self.traces);
         traces_json["spansExported"] = Value::from(traces.items_exported);
-        traces_json["spansDropped"] = Value::from(traces.items_dropped);
+        traces_json["spansDropped"] =
+            Value::from(traces.items_dropped + traces.items_dropped_backoff);
+        traces_json["spansDroppedQueueFull"] = Value::from(traces.items_dropped);
+        traces_json["spansDroppedBackoff"] = Value::from(traces.items_dropped_backoff);
+        traces_json["backingOff"] = Value::from(self.traces.backing_off());
         traces_json["maxQueueSize"] = Value::from(self.config.max_queue_size);
         traces_json["maxExportBatchSize"] = Value::from(self.config.max_export_batch_size);
         traces_json["scheduleDelayMs"] = Value::from(self.config.schedule_delay.as_millis() as u64);

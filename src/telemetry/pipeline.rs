@@ -164,7 +164,7 @@ impl SpanProcessor for SpanGate {
     fn on_end(&self, span: SpanData) {
         if self.pending.fetch_add(1, Ordering::Relaxed) >= self.capacity {
             self.pending.fetch_sub(1, Ordering::Relaxed);
-            self.stats.items_dropped.fetch_add(1, Ordering::Relaxed);
+            self.stats.record_dropped(1, false);
             return;
         }
         self.inner.on_end(span);
@@ -197,10 +197,23 @@ impl SpanExporter for CountingExporter {
         batch: Vec<SpanData>,
     ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
         self.pending.fetch_sub(batch.len(), Ordering::Relaxed);
-        self.stats
-            .items_exported
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        self.inner.export(batch)
+        let count = batch.len() as u64;
+        // Encoding costs about as much as the spans did; a failing collector gets none of it.
+        let export = if self.stats.backing_off() {
+            self.stats.record_dropped(count, true);
+            None
+        } else {
+            self.stats
+                .items_exported
+                .fetch_add(count, Ordering::Relaxed);
+            Some(self.inner.export(batch))
+        };
+        async move {
+            match export {
+                Some(export) => export.await,
+                None => Ok(()),
+            }
+        }
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {

@@ -1,5 +1,6 @@
 //! Export bookkeeping per signal: how many OTLP requests went out, how they ended, when the
-//! last ones did, and the last few errors; plus the span queue's drops.
+//! last ones did, and the last few errors; the span queue's drops; and the backoff after a
+//! failed export, during which batches are dropped without being encoded.
 //!
 //! Written only by the exporters' own threads (and the span gate, one relaxed add per
 //! dropped span); read by `/health/telemetry`, the `/metrics` views and Prometheus. The small
@@ -10,12 +11,21 @@ use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
 /// How many recent errors `/health/telemetry` lists.
 const RECENT_ERRORS: usize = 10;
+
+/// After a failed export no batch is encoded or sent for this long, doubling per failure in a
+/// row up to `MAX_BACKOFF`: a dead collector then costs one connection attempt per window,
+/// not the encoding of every span.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Drops this recent keep `/health/telemetry` at `degraded`.
+pub const RECENT_DROP: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Signal {
@@ -38,6 +48,9 @@ struct Times {
     last_failure_ms: Option<u64>,
     /// Whether the latest export failed: what `status` reports.
     failing: bool,
+    /// Failed exports in a row, and when the backoff they started ends.
+    failures_in_a_row: u32,
+    retry_at: Option<Instant>,
     recent_errors: VecDeque<(u64, String)>,
 }
 
@@ -51,6 +64,10 @@ pub struct SignalStats {
     pub items_exported: AtomicU64,
     /// Spans dropped because the queue was full (traces only).
     pub items_dropped: AtomicU64,
+    /// Spans dropped unencoded while backing off from a failing collector (traces only).
+    pub items_dropped_backoff: AtomicU64,
+    /// When spans were last dropped, either way (Unix ms; 0 = never).
+    last_drop_ms: AtomicU64,
     times: Mutex<Times>,
 }
 
@@ -62,6 +79,7 @@ pub struct StatsSnapshot {
     pub failures: u64,
     pub items_exported: u64,
     pub items_dropped: u64,
+    pub items_dropped_backoff: u64,
 }
 
 impl std::fmt::Debug for SignalStats {
@@ -83,6 +101,8 @@ impl SignalStats {
             failures: AtomicU64::new(0),
             items_exported: AtomicU64::new(0),
             items_dropped: AtomicU64::new(0),
+            items_dropped_backoff: AtomicU64::new(0),
+            last_drop_ms: AtomicU64::new(0),
             times: Mutex::new(Times::default()),
         }
     }
@@ -95,6 +115,8 @@ impl SignalStats {
             log::info!("otlp {} export recovered", self.signal.as_str());
         }
         times.failing = false;
+        times.failures_in_a_row = 0;
+        times.retry_at = None;
         times.last_success_ms = Some(unix_millis());
     }
 
@@ -111,12 +133,39 @@ impl SignalStats {
             );
         }
         times.failing = true;
+        times.failures_in_a_row = times.failures_in_a_row.saturating_add(1);
+        let doublings = (times.failures_in_a_row - 1).min(5);
+        times.retry_at = Some(Instant::now() + (FIRST_BACKOFF * (1 << doublings)).min(MAX_BACKOFF));
         let now = unix_millis();
         times.last_failure_ms = Some(now);
         if times.recent_errors.len() == RECENT_ERRORS {
             times.recent_errors.pop_front();
         }
         times.recent_errors.push_back((now, error));
+    }
+
+    /// Whether a recent failure's backoff is still running (then the batch is dropped).
+    pub fn backing_off(&self) -> bool {
+        self.lock()
+            .retry_at
+            .is_some_and(|retry_at| Instant::now() < retry_at)
+    }
+
+    /// Counts `count` spans dropped: at the full queue, or unencoded during a backoff.
+    pub fn record_dropped(&self, count: u64, during_backoff: bool) {
+        let counter = if during_backoff {
+            &self.items_dropped_backoff
+        } else {
+            &self.items_dropped
+        };
+        counter.fetch_add(count, Ordering::Relaxed);
+        self.last_drop_ms.store(unix_millis(), Ordering::Relaxed);
+    }
+
+    /// Whether spans were dropped within `RECENT_DROP`.
+    pub fn dropped_recently(&self) -> bool {
+        let last = self.last_drop_ms.load(Ordering::Relaxed);
+        last != 0 && unix_millis().saturating_sub(last) < RECENT_DROP.as_millis() as u64
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
@@ -126,6 +175,7 @@ impl SignalStats {
             failures: self.failures.load(Ordering::Relaxed),
             items_exported: self.items_exported.load(Ordering::Relaxed),
             items_dropped: self.items_dropped.load(Ordering::Relaxed),
+            items_dropped_backoff: self.items_dropped_backoff.load(Ordering::Relaxed),
         }
     }
 
@@ -187,10 +237,11 @@ pub fn render_prometheus(out: &mut String, traces: &StatsSnapshot, metrics: &Sta
         "# HELP otel_spans_exported_total Spans handed to the OTLP exporter.\n\
          # TYPE otel_spans_exported_total counter\n\
          otel_spans_exported_total {}\n\
-         # HELP otel_spans_dropped_total Spans dropped because the export queue (OTEL_BSP_MAX_QUEUE_SIZE) was full.\n\
+         # HELP otel_spans_dropped_total Spans dropped: the export queue (OTEL_BSP_MAX_QUEUE_SIZE) was full, or the collector failed and its backoff was running.\n\
          # TYPE otel_spans_dropped_total counter\n\
-         otel_spans_dropped_total {}",
-        traces.items_exported, traces.items_dropped
+         otel_spans_dropped_total{{reason=\"queue_full\"}} {}\n\
+         otel_spans_dropped_total{{reason=\"collector_backoff\"}} {}",
+        traces.items_exported, traces.items_dropped, traces.items_dropped_backoff
     );
 }
 
@@ -232,6 +283,21 @@ mod tests {
         let mut text = String::new();
         render_prometheus(&mut text, &stats.snapshot(), &StatsSnapshot::default());
         assert!(text.contains("otel_exports_total{signal=\"traces\",result=\"failure\"} 15\n"));
-        assert!(text.contains("otel_spans_dropped_total 0"));
+        assert!(text.contains("otel_spans_dropped_total{reason=\"queue_full\"} 0\n"));
+    }
+
+    #[test]
+    fn failures_start_a_backoff_that_a_success_ends() {
+        let stats = SignalStats::new(Signal::Traces, "http://c/v1/traces");
+        assert!(!stats.backing_off());
+        stats.record_failure("refused".into());
+        assert!(stats.backing_off());
+        stats.record_success();
+        assert!(!stats.backing_off());
+        assert!(!stats.dropped_recently());
+        stats.record_dropped(512, true);
+        assert!(stats.dropped_recently());
+        assert_eq!(stats.snapshot().items_dropped_backoff, 512);
+        assert_eq!(stats.snapshot().items_dropped, 0);
     }
 }

@@ -68,6 +68,7 @@ impl UreqClient {
     }
 
     fn send_blocking(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+        lower_this_threads_priority();
         let (mut parts, body) = request.into_parts();
         for (name, value) in &self.headers {
             parts.headers.insert(name.clone(), value.clone());
@@ -102,6 +103,18 @@ impl UreqClient {
                 Err(Box::new(err))
             }
         }
+    }
+}
+
+/// The SDK's export threads run at the lowest priority (nice 19), set on their first export:
+/// they take idle CPU, and under saturation they fall behind and drop spans (counted) instead
+/// of taking CPU from requests. Only the SDK's threads call `send_blocking`.
+fn lower_this_threads_priority() {
+    thread_local! {
+        static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if !LOWERED.replace(true) {
+        crate::process::lower_current_thread_priority();
     }
 }
 

@@ -285,7 +285,10 @@ fn a_failing_or_missing_collector_costs_requests_nothing_and_is_counted() {
                 "otel_exports_total{signal=\"traces\",result=\"failure\"}"
             ) >= 1
         );
-        support::metric(&server.url, "otel_spans_dropped_total");
+        support::metric(
+            &server.url,
+            "otel_spans_dropped_total{reason=\"queue_full\"}",
+        );
         issue_token(&server.url, &[]);
     }
 }
