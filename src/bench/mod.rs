@@ -8,9 +8,11 @@
 //! servers are other processes) and must not print results: `cmd/bench.rs` renders and writes.
 //!
 //! Module map: `stats` (ratios, medians), `wrk` (script, command, output parsing), `child`
-//! (a server child process and its `/proc` figures), `table` (targets and the Markdown report).
+//! (a server child process and its `/proc` figures), `table` (targets and the Markdown report),
+//! `sink` (the OTLP receiver of the telemetry rows).
 
 pub mod child;
+pub mod sink;
 pub mod stats;
 pub mod table;
 pub mod wrk;
@@ -77,6 +79,7 @@ pub enum BenchError {
     Wrk(wrk::WrkError),
     Profiling(RemoteError),
     Script(std::io::Error),
+    Sink(std::io::Error),
     NoSuccess(String),
 }
 
@@ -89,6 +92,7 @@ impl fmt::Display for BenchError {
             BenchError::Wrk(_) => f.write_str("a wrk window failed"),
             BenchError::Profiling(_) => f.write_str("a profiling session call failed"),
             BenchError::Script(_) => f.write_str("cannot write the wrk script"),
+            BenchError::Sink(_) => f.write_str("cannot start the otlp sink"),
             BenchError::NoSuccess(what) => write!(f, "no request succeeded in {what}"),
         }
     }
@@ -102,7 +106,7 @@ impl std::error::Error for BenchError {
             BenchError::Tokens(err) => Some(err),
             BenchError::Wrk(err) => Some(err),
             BenchError::Profiling(err) => Some(err),
-            BenchError::Script(err) => Some(err),
+            BenchError::Script(err) | BenchError::Sink(err) => Some(err),
             BenchError::NoSuccess(_) => None,
         }
     }
@@ -141,7 +145,21 @@ fn server_env(options: &Options, kong_url: &str, continuous: bool) -> Vec<(&'sta
         ("CONTINUOUS_PROFILING_ENABLED", continuous.to_string()),
         ("PROFILING_OUTPUT_DIR", dir.clone()),
         ("CONTINUOUS_PROFILING_OUTPUT_DIR", dir),
+        // Whatever the caller's environment says: the baseline exports nothing.
+        ("TELEMETRY_MODE", "console".to_owned()),
     ]
+}
+
+/// `server_env` exporting every span (100 % sampling) and the metrics to `endpoint`.
+fn otlp_env(options: &Options, kong_url: &str, endpoint: &str) -> Vec<(&'static str, String)> {
+    let mut env = server_env(options, kong_url, false);
+    env.retain(|(name, _)| *name != "TELEMETRY_MODE");
+    env.extend([
+        ("TELEMETRY_MODE", "otlp".to_owned()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.to_owned()),
+        ("OTEL_TRACES_SAMPLER", "always_on".to_owned()),
+    ]);
+    env
 }
 
 fn start(
@@ -227,7 +245,7 @@ fn run_with(
     ));
     results
         .overhead
-        .extend(servers(&driver, options, kong_url)?);
+        .extend(servers(&driver, options, kong_url, &mut results.memory)?);
     results.memory.peak = main.peak_rss_bytes();
     stop("main", main)?;
 
@@ -360,12 +378,14 @@ fn session_memory(
     Ok(())
 }
 
-/// The main server against one with `CONTINUOUS_PROFILING_ENABLED=true` and, when given, one
-/// built with the System allocator: one `/tokens` window on each per pair, rotating.
+/// The main server against one with `CONTINUOUS_PROFILING_ENABLED=true`, two exporting OTLP
+/// (to a sink, and to a closed port) and, when given, one built with the System allocator:
+/// one `/tokens` window on each per pair, rotating.
 fn servers(
     driver: &Driver,
     options: &Options,
     kong_url: &str,
+    memory: &mut Memory,
 ) -> Result<Vec<OverheadRow>, BenchError> {
     // Fresh servers only: the main one has been through profiling sessions by now, and a
     // process with that history against a fresh one measures the history, not the feature.
@@ -379,6 +399,21 @@ fn servers(
         &options.binary,
         &server_env(options, kong_url, true),
     )?;
+    let sink = sink::Sink::start().map_err(BenchError::Sink)?;
+    let otlp_up = start(
+        "otlp",
+        &options.binary,
+        &otlp_env(options, kong_url, &sink.url()),
+    )?;
+    // A port that was just free: connections are refused, as by a collector that is down.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map_err(BenchError::Sink)?;
+    let otlp_down = start(
+        "otlp-down",
+        &options.binary,
+        &otlp_env(options, kong_url, &format!("http://{closed}")),
+    )?;
     let system = match &options.system_alloc_binary {
         Some(binary) => Some(start(
             "system-alloc",
@@ -387,7 +422,10 @@ fn servers(
         )?),
         None => None,
     };
-    for server in [&plain, &monitored].into_iter().chain(system.as_ref()) {
+    for server in [&plain, &monitored, &otlp_up, &otlp_down]
+        .into_iter()
+        .chain(system.as_ref())
+    {
         // Fills this server's credential cache, so its windows are all cache hits too.
         scenario::fetch_tokens(&server.target, &driver.consumers).map_err(BenchError::Tokens)?;
         // And starts its connection threads, as the warm-up did for the main server.
@@ -414,6 +452,21 @@ fn servers(
         &on,
         Some(2.0),
     )];
+    let (off, on) = ab_pairs(pairs, || tokens(&plain), || tokens(&otlp_up))?;
+    memory.with_otlp = otlp_up.rss_bytes();
+    rows.push(overhead_row(
+        "OpenTelemetry OTLP export, 100 % sampling (/tokens)",
+        &off,
+        &on,
+        Some(5.0),
+    ));
+    let (off, on) = ab_pairs(pairs, || tokens(&plain), || tokens(&otlp_down))?;
+    rows.push(overhead_row(
+        "OpenTelemetry OTLP export, collector down (/tokens)",
+        &off,
+        &on,
+        Some(5.0),
+    ));
     let alloc_name = "allocator wrapper vs System allocator (/tokens)";
     rows.push(match &system {
         // Ours is "with", the plain System allocator "without".
@@ -430,6 +483,9 @@ fn servers(
     });
     stop("plain", plain)?;
     stop("continuous-profiling", monitored)?;
+    stop("otlp", otlp_up)?;
+    stop("otlp-down", otlp_down)?;
+    drop(sink);
     if let Some(system) = system {
         stop("system-alloc", system)?;
     }

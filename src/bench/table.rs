@@ -63,6 +63,8 @@ pub struct Memory {
     pub peak_without_session: Option<u64>,
     pub with_session: Option<u64>,
     pub after_session: Option<u64>,
+    /// The OTLP-exporting server (100 % sampling) at the end of its last window.
+    pub with_otlp: Option<u64>,
     pub peak: Option<u64>,
 }
 
@@ -214,7 +216,7 @@ fn rows(results: &Results) -> Vec<Vec<String>> {
         ]);
     }
     let memory = &results.memory;
-    let mem_rows: [(&str, Option<u64>, Option<f64>); 7] = [
+    let mem_rows: [(&str, Option<u64>, Option<f64>); 8] = [
         ("RSS idle (after start)", memory.idle, Some(IDLE_RSS_TARGET)),
         ("RSS at the end of c64 load", memory.end_of_load, None),
         (
@@ -235,6 +237,11 @@ fn rows(results: &Results) -> Vec<Vec<String>> {
         (
             "RSS after the profiling session",
             memory.after_session,
+            None,
+        ),
+        (
+            "RSS exporting OTLP (100 % sampling) under load",
+            memory.with_otlp,
             None,
         ),
         ("peak RSS (VmHWM) at the end", memory.peak, None),

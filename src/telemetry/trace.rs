@@ -17,25 +17,29 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer as _};
+use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::SdkTracer;
+use opentelemetry_sdk::trace::{SdkTracer, Span as SdkSpan};
 
 use crate::http::Request;
 use crate::metrics::{KongOperation, RouteLabel};
 
 thread_local! {
-    /// The context of the request this thread is serving, while a `RequestTrace` lives.
+    /// The request this thread is serving, while a `RequestTrace` lives.
     static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
 }
 
+/// The server span itself, not a `Context` around it: the SDK's concrete span takes its
+/// attributes directly, where a context's span is boxed behind a mutex, and a request sets
+/// several attributes after its span started (route, status, cache outcome).
 struct Current {
-    cx: Context,
+    span: SdkSpan,
     tracing: Arc<Tracing>,
 }
 
@@ -64,47 +68,62 @@ impl Tracing {
         let started = SystemTime::now()
             .checked_sub(received_at.elapsed())
             .unwrap_or_else(SystemTime::now);
-        let mut attributes = vec![
+        let mut attributes = Vec::with_capacity(7);
+        attributes.extend([
             KeyValue::new("http.request.method", request.method.as_str()),
             KeyValue::new("url.path", request.path.to_owned()),
             KeyValue::new("http.request.id", request.request_id.to_owned()),
-        ];
+        ]);
         // The consumer id is who asked; tokens and secrets are never attributes.
         if let Some(consumer) = request.header("x-consumer-id") {
             attributes.push(KeyValue::new("kong.consumer.id", consumer.to_owned()));
         }
-        let span = self
+        let builder = self
             .tracer
             .span_builder(request.method.as_str())
             .with_kind(SpanKind::Server)
             .with_start_time(started)
-            .with_attributes(attributes)
-            .start_with_context(&self.tracer, &parent);
-        let cx = parent.with_span(span);
+            .with_attributes(attributes);
+        let span = self.tracer.build_with_context(builder, &parent);
         CURRENT.with(|current| {
             *current.borrow_mut() = Some(Current {
-                cx: cx.clone(),
+                span,
                 tracing: Arc::clone(self),
             })
         });
-        RequestTrace { cx }
+        RequestTrace {
+            _not_send: PhantomData,
+        }
     }
 }
 
-/// The server span of the request being served; ends it and clears `CURRENT` when dropped.
+/// The server span of the request being served, which lives in this thread's `CURRENT`; ends
+/// it and clears `CURRENT` when dropped. Not `Send`: it must end on the thread it began on.
 pub struct RequestTrace {
-    cx: Context,
+    _not_send: PhantomData<*const ()>,
 }
 
 impl RequestTrace {
     /// The trace id in hex, for the request's log line.
     pub fn trace_id(&self) -> String {
-        self.cx.span().span_context().trace_id().to_string()
+        CURRENT.with(|current| {
+            current
+                .borrow()
+                .as_ref()
+                .map(|current| current.span.span_context().trace_id().to_string())
+                .unwrap_or_default()
+        })
     }
 
     pub fn finish(self, route: RouteLabel, status: u16) {
-        let span = self.cx.span();
-        if span.is_recording() {
+        CURRENT.with(|current| {
+            let mut current = current.borrow_mut();
+            let Some(Current { span, .. }) = current.as_mut() else {
+                return;
+            };
+            if !span.is_recording() {
+                return;
+            }
             if route != RouteLabel::Unmatched {
                 span.update_name(route.as_str());
                 span.set_attribute(KeyValue::new("http.route", route.as_str()));
@@ -118,14 +137,16 @@ impl RequestTrace {
                 span.set_attribute(KeyValue::new("error.type", status.to_string()));
                 span.set_status(Status::error(format!("status {status}")));
             }
-        }
+        });
     }
 }
 
 impl Drop for RequestTrace {
     fn drop(&mut self) {
-        self.cx.span().end();
-        CURRENT.with(|current| current.borrow_mut().take());
+        let current = CURRENT.with(|current| current.borrow_mut().take());
+        if let Some(mut current) = current {
+            current.span.end();
+        }
     }
 }
 
@@ -146,11 +167,10 @@ pub enum Note {
 /// Adds `note` to the current request's span; nothing when there is none (console mode).
 pub fn note(note: Note) {
     CURRENT.with(|current| {
-        let current = current.borrow();
-        let Some(current) = current.as_ref() else {
+        let mut current = current.borrow_mut();
+        let Some(Current { span, .. }) = current.as_mut() else {
             return;
         };
-        let span = current.cx.span();
         if !span.is_recording() {
             return;
         }
@@ -190,6 +210,8 @@ impl KongSpan {
                 KongOperation::HealthCheck => ("GET /status", "GET"),
             };
             let tracer = &current.tracing.tracer;
+            let parent =
+                Context::new().with_remote_span_context(current.span.span_context().clone());
             // The URL is not an attribute: the admin URL may carry credentials.
             let span = tracer
                 .span_builder(name)
@@ -199,8 +221,8 @@ impl KongSpan {
                     KeyValue::new("url.template", &name[method.len() + 1..]),
                     KeyValue::new("kong.operation", operation.as_str()),
                 ])
-                .start_with_context(tracer, &current.cx);
-            let cx = current.cx.with_span(span);
+                .start_with_context(tracer, &parent);
+            let cx = parent.with_span(span);
             let mut headers = Propagation::default();
             current.tracing.propagator.inject_context(&cx, &mut headers);
             KongSpan(Some(Box::new(KongCall { cx, headers })))
