@@ -439,6 +439,6 @@ mod tests {
             names.last().map(String::as_str),
             Some("cold start to /health/ready 200")
         );
-        assert_eq!(names.len(), 3 + 1 + 2 + 7 + 1);
+        assert_eq!(names.len(), 3 + 1 + 2 + 8 + 1);
     }
 }
