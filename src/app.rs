@@ -28,7 +28,7 @@ pub struct App {
     pub samples: SampleSender,
     /// What the SLA monitor publishes for `/health` and `/metrics`.
     pub sla: Arc<SlaState>,
-    /// OpenTelemetry export (issue 13); inert until `Telemetry::start`, and in console mode.
+    /// OpenTelemetry export; inert until `Telemetry::start`, and in console mode.
     pub telemetry: Telemetry,
     /// The monitor's end, until `monitor::start` takes it.
     sample_receiver: Mutex<Option<Receiver<Sample>>>,

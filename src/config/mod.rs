@@ -20,7 +20,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub use env::{ConfigError, Env};
-// Issue 13 (OpenTelemetry): the OTEL_* variables live in config/telemetry.rs.
 use env::{boolean, header_value, invalid, list, millis, number, seconds};
 pub use telemetry::{SamplerConfig, TelemetryConfig, TelemetryMode};
 

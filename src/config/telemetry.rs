@@ -1,4 +1,4 @@
-//! The OpenTelemetry variables (SPEC 11, issue 13), with the old service's names and the OTel
+//! The OpenTelemetry variables (SPEC 11), with the old service's names and the OTel
 //! specification's meaning: `TELEMETRY_MODE`, `OTEL_EXPORTER_OTLP_*`, `OTEL_SERVICE_*`,
 //! `OTEL_TRACES_SAMPLER(_ARG)`, `OTEL_BSP_*` and `OTEL_METRIC_EXPORT_INTERVAL`.
 //!

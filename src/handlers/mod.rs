@@ -17,7 +17,7 @@ use crate::http::{Request, Response};
 
 /// Everything under `/debug/` (the router already hid it in production).
 pub fn debug_routes(app: &App, request: &Request<'_>) -> Response {
-    // Issue 13: `/debug/metrics/*` belong to telemetry.
+    // `/debug/metrics/*` are telemetry's, the rest the profiler's.
     if let Some(response) = telemetry::debug(app, request) {
         return response;
     }

@@ -56,7 +56,7 @@ pub fn serve(app: &App, cors_lines: &[u8], raw: tiny_http::Request, taken_at: In
         }
     };
     let request = Request::new(method, raw.url(), headers, request_id);
-    // Telemetry hook (issue 13): the server span, current on this thread until dropped; in
+    // The server span, current on this thread until dropped; in
     // console mode one branch and nothing else.
     let trace = app.telemetry.start_request(&request, received_at);
 

@@ -1,4 +1,4 @@
-//! OpenTelemetry over OTLP/HTTP protobuf (SPEC 11, issue 13): a server span per request that
+//! OpenTelemetry over OTLP/HTTP protobuf (SPEC 11): a server span per request that
 //! continues the caller's W3C trace, a client span per Kong call that sends `traceparent` on,
 //! and the `/metrics` series exported every `OTEL_METRIC_EXPORT_INTERVAL`.
 //!
