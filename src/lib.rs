@@ -47,15 +47,17 @@
 //! starts guarded automatic profiles (throttle, busy, storage quota, overhead, shutdown)
 //! through `profiling::Profiler`.
 //!
-//! **Telemetry** (`telemetry`, issue 13): with `TELEMETRY_MODE=otlp|both` the adapter starts a
+//! **Telemetry** (`telemetry`): with `TELEMETRY_MODE=otlp|both` the adapter starts a
 //! server span per request (continuing the caller's `traceparent`) and keeps its context in a
 //! worker thread-local for the duration of the request, where `kong::client` finds the parent
 //! of the client span it opens per Kong call (and sends `traceparent` to Kong) and the Kong
 //! store and `http::problem` add cache, breaker and error-code notes. Ended spans go to the
 //! SDK's batch processor through a bounded, counting gate; metrics are asynchronous instruments
 //! reading `metrics`' atomics. Both export on the SDK's own two threads through a blocking
-//! `ureq` client (no async runtime). In console mode (the default) nothing is built and a
-//! request pays one branch.
+//! `ureq` client (no async runtime); those threads run at nice 19, so under CPU saturation they
+//! fall behind and drop spans (counted) rather than take CPU from requests, and after a failed
+//! export batches are dropped unencoded for a 1-30 s backoff. In console mode (the default)
+//! nothing is built and a request pays one branch.
 //!
 //! **Profiling**: `profiling` owns the one CPU sampler (SIGPROF) and the sampling state of our
 //! global allocator (`profiling::alloc::CountingAlloc`, installed in `main.rs`), and writes

@@ -232,7 +232,7 @@ pub fn run(args: Args) -> Result<ExitCode, CmdError> {
         state: Arc::clone(&app.sla),
     })
     .map_err(|err| CmdError::failed_with("cannot start the SLA monitor", err))?;
-    // Issue 13: OTLP export threads (none in TELEMETRY_MODE=console).
+    // OTLP export threads (none in TELEMETRY_MODE=console).
     app.telemetry
         .start(&app)
         .map_err(|err| CmdError::failed_with("cannot start telemetry", err))?;
@@ -257,7 +257,7 @@ pub fn run(args: Args) -> Result<ExitCode, CmdError> {
     monitor.begin_shutdown();
     let stopped = running.shutdown();
     let profiler = Arc::clone(&app.profiler);
-    // Issue 13: last spans and metrics out, export threads joined, before the `App` goes.
+    // Last spans and metrics out, export threads joined, before the `App` goes.
     app.telemetry.shutdown();
     drop(app);
     // The monitor gets what is left of the grace period, and at least a second.

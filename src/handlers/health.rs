@@ -167,6 +167,7 @@ fn sla_section(app: &App) -> Value {
         "endpoints": endpoints,
         "activeSession": snapshot.active_session,
         "lastBlockedReason": snapshot.last_blocked_reason.map(|reason| reason.as_str()),
+        "lastBlockedMessage": snapshot.last_blocked_reason.map(crate::monitor::explain),
         "storage": {
             "usedBytes": snapshot.storage_used_bytes,
             "quotaBytes": snapshot.storage_quota_bytes,

@@ -39,7 +39,7 @@ pub fn metrics(app: &App, request: &Request<'_>) -> Response {
         "operational" => operational(app),
         "infrastructure" => infrastructure(app),
         "config" => config_view(app),
-        // Issue 13: the exporter's state, as `/health/telemetry` has it.
+        // The exporter's state, as `/health/telemetry` has it.
         "telemetry" | "exports" => super::telemetry::view(app),
         "full" => json!({
             "operational": operational(app),

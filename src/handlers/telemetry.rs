@@ -1,4 +1,4 @@
-//! The telemetry routes of the old service (issue 13): `GET /health/telemetry`, the
+//! The telemetry routes of the old service: `GET /health/telemetry`, the
 //! `telemetry`/`exports` views of `/metrics`, and `POST /debug/metrics/test|export`.
 //!
 //! Reads what `telemetry::Telemetry` reports and asks it to flush; owns only the JSON shapes.

@@ -167,7 +167,7 @@ impl Problem {
         body.insert("detail".into(), self.detail.into());
         body.insert("instance".into(), instance.into());
         if let Some(code) = self.code {
-            // Telemetry hook (issue 13): the code on the request's span, if it is traced.
+            // The code on the request's span, if it is traced.
             crate::telemetry::note(crate::telemetry::Note::ErrorCode(code.code()));
             body.insert("code".into(), code.code().into());
         }

@@ -149,7 +149,7 @@ impl KongClient {
     ) -> Result<Fetched, KongError> {
         let url = self.credentials_url(consumer_id);
         let started = Instant::now();
-        // Telemetry hook (issue 13): a client span and `traceparent` when the request is traced.
+        // A client span and `traceparent` when the request is traced.
         let span = KongSpan::start(KongOperation::GetCredentials);
         let outcome = self.get_json::<JwtList>(&url, &span);
         match &outcome {

@@ -667,7 +667,8 @@ fn figures(route: &RouteState) -> String {
     }
 }
 
-fn explain(reason: Blocked) -> &'static str {
+/// Why an automatic profile did not start, in words; `/health` shows it beside the code.
+pub fn explain(reason: Blocked) -> &'static str {
     match reason {
         Blocked::Disabled => "CONTINUOUS_PROFILING_ENABLED is false",
         Blocked::AutoTriggerDisabled => "CONTINUOUS_PROFILING_AUTO_TRIGGER_ON_SLA is false",
@@ -679,7 +680,7 @@ fn explain(reason: Blocked) -> &'static str {
             "throttled (CONTINUOUS_PROFILING_THROTTLE_MINUTES since this route's last profile)"
         }
         Blocked::Busy => "another profiling session is running",
-        // Issue 14: the words users search for come first, then the detail.
+        // The words users search for (the profiling guide's troubleshooting) come first.
         Blocked::StorageQuota => {
             "Storage quota exceeded: CONTINUOUS_PROFILING_MAX_STORAGE_GB is used up"
         }

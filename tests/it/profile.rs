@@ -76,7 +76,7 @@ fn check_artifacts(scenario: &str) {
         "{text}"
     );
     assert!(text.contains("| p95_ms | "), "{text}");
-    // The full report is beside the profiles; the terminal gets the summary (issue 14).
+    // The full report is beside the profiles; the terminal gets the summary.
     let analysis = names.iter().find(|n| n.ends_with(".analysis.md"));
     let analysis = analysis.unwrap_or_else(|| panic!("no analysis.md in {names:?}"));
     assert!(
@@ -228,7 +228,7 @@ fn load_with_profiling_downloads_the_session_artifacts() {
         ],
         "{run:?}"
     );
-    // Issue 14: the run's own p95/p99 reach the profile, and the summary is printed.
+    // The run's own p95/p99 reach the profile, and the summary is printed.
     let cpu = fs::read_to_string(dir.join("results/profiling/CPU.20260101_120000.7.md")).unwrap();
     assert!(cpu.contains("| load_profile | smoke |"), "{cpu}");
     assert!(cpu.contains("| p95_ms@/health | "), "{cpu}");

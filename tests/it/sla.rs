@@ -221,6 +221,12 @@ fn over_the_storage_quota_nothing_is_profiled() {
         status["endpoints"]["/tokens"]["lastTrigger"].is_null(),
         "{status}"
     );
+    assert!(
+        status["lastBlockedMessage"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Storage quota exceeded")),
+        "{status}"
+    );
     assert_eq!(status["storage"]["usedBytes"], 2 * 1024 * 1024, "{status}");
     assert_eq!(status["storage"]["quotaBytes"], 1_073_741, "{status}");
     let text = prometheus(&server);
@@ -242,7 +248,7 @@ fn over_the_storage_quota_nothing_is_profiled() {
         "{:?}",
         auto_files(&dir.path)
     );
-    // Issue 14: the log says it in the words users search for, then the detail.
+    // The log says it in the words users search for, then the detail.
     let stderr = server.stderr();
     assert!(
         stderr.contains(

@@ -1,4 +1,4 @@
-//! Issue 13: OpenTelemetry over OTLP/HTTP. A small collector in this process decodes what the
+//! OpenTelemetry over OTLP/HTTP. A small collector in this process decodes what the
 //! service sends with the real protobuf types; the Kong simulator reports the `traceparent`
 //! it received.
 

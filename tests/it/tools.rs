@@ -424,7 +424,7 @@ fn archive_baselines_by_label() {
 
     // The same label again gets a timestamped sibling instead of overwriting.
     let run = ok(support::run(Some(&dir.path), &args, &[]));
-    // Each baseline dir has its flat CPU and heap Markdown beside it (issue 14).
+    // Each baseline dir has its flat CPU and heap Markdown beside it.
     let baselines = names(&profiles.join("baselines"));
     assert_eq!(baselines.len(), 7, "{baselines:?}");
     assert!(baselines[2].starts_with("v1.2.0-"), "{baselines:?}");
@@ -542,7 +542,7 @@ fn cleanup_deletes_by_retention() {
         "deleted profiles/auto/tokens-sla-violation-1.cpu-prof.md (age 8.0d, 1000 B)",
         "deleted profiles/manual/CPU.1.2.md (age 8.0d, 1000 B)",
         "deleted profiles/archive/20261101_000000/ (age 9.0d, 2 files, 1.95 KiB)",
-        // An archive dir is one set: with a file still young it stays whole (issue 14).
+        // An archive dir is one set: with a file still young it stays whole.
         "cleanup: deleted 5 files (4.88 KiB); kept 3 files (2.93 KiB) and 1 baseline file",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in\n{out}");

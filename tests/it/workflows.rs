@@ -1,4 +1,4 @@
-//! The profiling workflows as a person lives them (issue 14), on the real binary: the terminal
+//! The profiling workflows as a person lives them, on the real binary: the terminal
 //! summary of a run, progress in a pipe, a load run with no server, the guide's flat baseline
 //! paths, throughput in `compare`, and cleanup deleting whole sets.
 
