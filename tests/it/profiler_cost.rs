@@ -276,7 +276,7 @@ fn wait_until_idle(url: &str) {
     });
 }
 
-/// Issue 11 item 6: the first CPU session used to leave 68 MB of heap (pprof-rs's sample table)
+/// The first CPU session used to leave 68 MB of heap (pprof-rs's sample table)
 /// and 70 MB of RSS behind for good.
 #[test]
 fn a_cpu_session_leaves_no_memory_behind() {
@@ -300,15 +300,22 @@ fn a_cpu_session_leaves_no_memory_behind() {
             "session {session}: heap_live_bytes {heap_before} -> {heap_during} while running"
         );
         wait_until_idle(url);
-        std::thread::sleep(Duration::from_millis(300));
-        let (heap_after, rss_after, profiler_after) = memory(url);
+        // Residue stays; what a busy machine delays (the trim, the last frees) settles within
+        // seconds, so the RSS bound is given a few to hold.
+        let mut last = (0.0, 0.0, 0.0);
+        let settled = (0..25).any(|_| {
+            std::thread::sleep(Duration::from_millis(200));
+            last = memory(url);
+            last.1 - rss_before < 5.0 * mb
+        });
+        let (heap_after, rss_after, profiler_after) = last;
         assert!(
             (heap_after - heap_before).abs() < 5.0 * mb,
             "session {session}: heap_live_bytes {heap_before} -> {heap_after}"
         );
         assert!(
-            rss_after - rss_before < 5.0 * mb,
-            "session {session}: RSS {rss_before} -> {rss_after}\n{}",
+            settled,
+            "session {session}: RSS {rss_before} -> {rss_after} after 5 s\n{}",
             server.output()
         );
         assert!(
