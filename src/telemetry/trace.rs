@@ -116,14 +116,7 @@ impl RequestTrace {
     }
 
     pub fn finish(self, route: RouteLabel, status: u16) {
-        CURRENT.with(|current| {
-            let mut current = current.borrow_mut();
-            let Some(Current { span, .. }) = current.as_mut() else {
-                return;
-            };
-            if !span.is_recording() {
-                return;
-            }
+        with_recording_span(|span| {
             if route != RouteLabel::Unmatched {
                 span.update_name(route.as_str());
                 span.set_attribute(KeyValue::new("http.route", route.as_str()));
@@ -164,27 +157,29 @@ pub enum Note {
     ErrorCode(&'static str),
 }
 
+/// Runs `f` on this thread's request span when there is one and it records (sampled).
+fn with_recording_span(f: impl FnOnce(&mut SdkSpan)) {
+    CURRENT.with(|current| {
+        if let Some(Current { span, .. }) = current.borrow_mut().as_mut()
+            && span.is_recording()
+        {
+            f(span);
+        }
+    });
+}
+
 /// Adds `note` to the current request's span; nothing when there is none (console mode).
 pub fn note(note: Note) {
-    CURRENT.with(|current| {
-        let mut current = current.borrow_mut();
-        let Some(Current { span, .. }) = current.as_mut() else {
-            return;
-        };
-        if !span.is_recording() {
-            return;
+    with_recording_span(|span| match note {
+        Note::CacheHit => span.set_attribute(KeyValue::new("kong.cache.result", "hit")),
+        Note::CacheMiss => span.set_attribute(KeyValue::new("kong.cache.result", "miss")),
+        // Served stale after a miss: the later note wins.
+        Note::CacheStale => span.set_attribute(KeyValue::new("kong.cache.result", "stale")),
+        Note::BreakerOpen => {
+            span.set_attribute(KeyValue::new("kong.circuit_breaker.state", "open"));
+            span.add_event("kong.circuit_breaker.rejected", Vec::new());
         }
-        match note {
-            Note::CacheHit => span.set_attribute(KeyValue::new("kong.cache.result", "hit")),
-            Note::CacheMiss => span.set_attribute(KeyValue::new("kong.cache.result", "miss")),
-            // Served stale after a miss: the later note wins.
-            Note::CacheStale => span.set_attribute(KeyValue::new("kong.cache.result", "stale")),
-            Note::BreakerOpen => {
-                span.set_attribute(KeyValue::new("kong.circuit_breaker.state", "open"));
-                span.add_event("kong.circuit_breaker.rejected", Vec::new());
-            }
-            Note::ErrorCode(code) => span.set_attribute(KeyValue::new("auth.error.code", code)),
-        }
+        Note::ErrorCode(code) => span.set_attribute(KeyValue::new("auth.error.code", code)),
     });
 }
 
