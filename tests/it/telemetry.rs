@@ -226,7 +226,12 @@ fn a_token_request_is_one_trace_with_kong_and_its_counter_is_exported() {
     });
     assert_eq!(issued, 1);
 
-    let health = support::get(&format!("{}/health/telemetry", server.url), &[]).json();
+    // The collector has the body before the exporter has read the answer and counted it.
+    let health = support::eventually(WAIT, "both exports counted as successes", || {
+        let health = support::get(&format!("{}/health/telemetry", server.url), &[]).json();
+        let counted = |signal: &str| health[signal]["successes"].as_u64().unwrap_or(0) >= 1;
+        (counted("traces") && counted("metrics")).then_some(health)
+    });
     assert_eq!(health["mode"], "otlp");
     assert_eq!(health["exporting"], true);
     assert_eq!(
