@@ -261,6 +261,117 @@ impl ValidationResult {
 
 const ROUTES: usize = RouteLabel::ALL.len();
 
+/// A metric family: its name and help text. The Prometheus exposition below, the SLA
+/// monitor's lines and the OTLP instruments (`telemetry::instruments`) all take them from
+/// `family`, so the two exports never drift apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Family {
+    pub name: &'static str,
+    pub help: &'static str,
+}
+
+/// The families exported both as Prometheus text and over OTLP.
+pub mod family {
+    use super::Family;
+
+    const fn family(name: &'static str, help: &'static str) -> Family {
+        Family { name, help }
+    }
+
+    pub const HTTP_REQUESTS: Family = family(
+        "http_requests_total",
+        "HTTP requests by route, method and status.",
+    );
+    pub const REQUEST_DURATION: Family = family(
+        "http_request_duration_seconds",
+        "Service time: from a worker taking a request to its response being handed to the socket (the queue wait is http_request_queue_seconds).",
+    );
+    pub const QUEUE_WAIT: Family = family(
+        "http_request_queue_seconds",
+        "Queue wait: from the first byte of a request being read to a worker taking it.",
+    );
+    pub const KONG_OPERATIONS: Family = family(
+        "kong_operations_total",
+        "Kong Admin API calls by operation and result.",
+    );
+    pub const KONG_DURATION: Family = family(
+        "kong_operation_duration_seconds",
+        "Kong Admin API call latency, retries included.",
+    );
+    pub const CACHE_HITS: Family = family(
+        "kong_cache_hits_total",
+        "Credential lookups answered from fresh cache.",
+    );
+    pub const CACHE_MISSES: Family = family(
+        "kong_cache_misses_total",
+        "Credential lookups that needed Kong.",
+    );
+    pub const CACHE_STALE_SERVED: Family = family(
+        "kong_cache_stale_served_total",
+        "Stale credentials served: while a refresh was in flight, because Kong failed or the breaker was open, or because too many workers waited on Kong.",
+    );
+    pub const KONG_WAIT_REJECTED: Family = family(
+        "kong_wait_rejected_total",
+        "Requests turned away from waiting on Kong because KONG_MAX_WAITING_WORKERS workers already waited (stale credential if any, else 503 AUTH_004).",
+    );
+    pub const CACHE_ENTRIES: Family = family(
+        "kong_cache_entries",
+        "Credential cache entries (fresh, stale and negative).",
+    );
+    pub const BREAKER_STATE: Family = family(
+        "circuit_breaker_state",
+        "Kong circuit breaker: 0 closed, 1 open, 2 half-open.",
+    );
+    pub const TOKENS_ISSUED: Family =
+        family("jwt_tokens_issued_total", "Tokens issued by /tokens.");
+    pub const VALIDATIONS: Family = family("jwt_validations_total", "Token validations by result.");
+    pub const HANDLER_PANICS: Family = family(
+        "http_handler_panics_total",
+        "Handler panics contained to a 500.",
+    );
+    pub const PROFILING_SESSIONS: Family = family(
+        "profiling_sessions_total",
+        "Profiling sessions started, by trigger.",
+    );
+    pub const PROFILING_ACTIVE: Family =
+        family("profiling_active", "1 while a profiling session runs.");
+    pub const RESIDENT_MEMORY: Family =
+        family("process_resident_memory_bytes", "Resident set size.");
+    pub const SLA_P95: Family = family(
+        "sla_p95_seconds",
+        "Nearest-rank p95 latency of the SLA window, by route.",
+    );
+    pub const SLA_P99: Family = family(
+        "sla_p99_seconds",
+        "Nearest-rank p99 latency of the SLA window, by route.",
+    );
+    pub const SLA_VIOLATIONS: Family = family(
+        "sla_violations_total",
+        "SLA violation decisions, by whether a profile started.",
+    );
+}
+
+/// Reads one counter of `Metrics`.
+pub type ReadCounter = fn(&Metrics) -> u64;
+
+/// The unlabelled counters of `Metrics`, with how to read each.
+pub const PLAIN_COUNTERS: [(Family, ReadCounter); 6] = [
+    (family::CACHE_HITS, |m| m.cache_hits.load(Ordering::Relaxed)),
+    (family::CACHE_MISSES, |m| {
+        m.cache_misses.load(Ordering::Relaxed)
+    }),
+    (family::CACHE_STALE_SERVED, |m| {
+        m.cache_stale_served.load(Ordering::Relaxed)
+    }),
+    (family::KONG_WAIT_REJECTED, |m| {
+        m.kong_wait_rejected.load(Ordering::Relaxed)
+    }),
+    (family::TOKENS_ISSUED, |m| {
+        m.tokens_issued.load(Ordering::Relaxed)
+    }),
+    (family::HANDLER_PANICS, |m| m.panics.load(Ordering::Relaxed)),
+];
+
 pub struct Metrics {
     requests: [[[AtomicU64; STATUS_SLOTS]; METHODS.len()]; ROUTES],
     /// Service time: from a worker taking the request to its response being handed to the
@@ -418,12 +529,7 @@ impl Metrics {
     /// Prometheus text exposition format 0.0.4.
     pub fn render_prometheus(&self, gauges: &Gauges) -> String {
         let mut out = String::with_capacity(16 * 1024);
-        header(
-            &mut out,
-            "http_requests_total",
-            "counter",
-            "HTTP requests by route, method and status.",
-        );
+        header(&mut out, family::HTTP_REQUESTS, "counter");
         for (route, method, status, value) in self.request_counts() {
             let _ = writeln!(
                 out,
@@ -432,12 +538,7 @@ impl Metrics {
                 method.as_str(),
             );
         }
-        header(
-            &mut out,
-            "http_request_duration_seconds",
-            "histogram",
-            "Service time: from a worker taking a request to its response being handed to the socket (the queue wait is http_request_queue_seconds).",
-        );
+        header(&mut out, family::REQUEST_DURATION, "histogram");
         for route in RouteLabel::ALL {
             let labels = format!("route=\"{}\"", route.as_str());
             self.durations[route.index()].render(
@@ -446,22 +547,12 @@ impl Metrics {
                 &labels,
             );
         }
-        header(
-            &mut out,
-            "http_request_queue_seconds",
-            "histogram",
-            "Queue wait: from the first byte of a request being read to a worker taking it.",
-        );
+        header(&mut out, family::QUEUE_WAIT, "histogram");
         for route in RouteLabel::ALL {
             let labels = format!("route=\"{}\"", route.as_str());
             self.queue_waits[route.index()].render(&mut out, "http_request_queue_seconds", &labels);
         }
-        header(
-            &mut out,
-            "kong_operations_total",
-            "counter",
-            "Kong Admin API calls by operation and result.",
-        );
+        header(&mut out, family::KONG_OPERATIONS, "counter");
         for operation in KongOperation::ALL {
             for result in KongResult::ALL {
                 let _ = writeln!(
@@ -473,12 +564,7 @@ impl Metrics {
                 );
             }
         }
-        header(
-            &mut out,
-            "kong_operation_duration_seconds",
-            "histogram",
-            "Kong Admin API call latency, retries included.",
-        );
+        header(&mut out, family::KONG_DURATION, "histogram");
         for operation in KongOperation::ALL {
             let labels = format!("operation=\"{}\"", operation.as_str());
             self.kong_durations[operation as usize].render(
@@ -487,54 +573,16 @@ impl Metrics {
                 &labels,
             );
         }
-        counter(
-            &mut out,
-            "kong_cache_hits_total",
-            "Credential lookups answered from fresh cache.",
-            self.cache_hits.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "kong_cache_misses_total",
-            "Credential lookups that needed Kong.",
-            self.cache_misses.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "kong_cache_stale_served_total",
-            "Stale credentials served: while a refresh was in flight, because Kong failed or the breaker was open, or because too many workers waited on Kong.",
-            self.cache_stale_served.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "kong_wait_rejected_total",
-            "Requests turned away from waiting on Kong because KONG_MAX_WAITING_WORKERS workers already waited (stale credential if any, else 503 AUTH_004).",
-            self.kong_wait_rejected.load(Ordering::Relaxed),
-        );
+        for (family, read) in PLAIN_COUNTERS {
+            counter(&mut out, family, read(self));
+        }
+        gauge(&mut out, family::CACHE_ENTRIES, gauges.cache_entries as f64);
         gauge(
             &mut out,
-            "kong_cache_entries",
-            "Credential cache entries (fresh, stale and negative).",
-            gauges.cache_entries as f64,
-        );
-        gauge(
-            &mut out,
-            "circuit_breaker_state",
-            "Kong circuit breaker: 0 closed, 1 open, 2 half-open.",
+            family::BREAKER_STATE,
             f64::from(gauges.breaker_state),
         );
-        counter(
-            &mut out,
-            "jwt_tokens_issued_total",
-            "Tokens issued by /tokens.",
-            self.tokens_issued.load(Ordering::Relaxed),
-        );
-        header(
-            &mut out,
-            "jwt_validations_total",
-            "counter",
-            "Token validations by result.",
-        );
+        header(&mut out, family::VALIDATIONS, "counter");
         for result in ValidationResult::ALL {
             let _ = writeln!(
                 out,
@@ -543,18 +591,7 @@ impl Metrics {
                 self.validation_count(result)
             );
         }
-        counter(
-            &mut out,
-            "http_handler_panics_total",
-            "Handler panics contained to a 500.",
-            self.panics.load(Ordering::Relaxed),
-        );
-        header(
-            &mut out,
-            "profiling_sessions_total",
-            "counter",
-            "Profiling sessions started, by trigger.",
-        );
+        header(&mut out, family::PROFILING_SESSIONS, "counter");
         for (trigger, count) in &gauges.profiling_sessions {
             let _ = writeln!(
                 out,
@@ -563,47 +600,55 @@ impl Metrics {
         }
         gauge(
             &mut out,
-            "profiling_active",
-            "1 while a profiling session runs.",
+            family::PROFILING_ACTIVE,
             if gauges.profiling_active { 1.0 } else { 0.0 },
         );
         gauge(
             &mut out,
-            "profiling_storage_bytes",
-            "Bytes of automatic profiles on disk.",
+            Family {
+                name: "profiling_storage_bytes",
+                help: "Bytes of automatic profiles on disk.",
+            },
             gauges.profiling_storage_bytes as f64,
         );
         out.push_str(&gauges.extra);
         render_connections(&mut out, &gauges.connections);
         gauge(
             &mut out,
-            "process_resident_memory_bytes",
-            "Resident set size.",
+            family::RESIDENT_MEMORY,
             gauges.resident_bytes as f64,
         );
         header(
             &mut out,
-            "process_cpu_seconds_total",
+            Family {
+                name: "process_cpu_seconds_total",
+                help: "User and system CPU time.",
+            },
             "counter",
-            "User and system CPU time.",
         );
         let _ = writeln!(out, "process_cpu_seconds_total {}", gauges.cpu_seconds);
         gauge(
             &mut out,
-            "heap_live_bytes",
-            "Bytes the service has allocated and not freed (the profiler's own allocations are in profiler_heap_bytes).",
+            Family {
+                name: "heap_live_bytes",
+                help: "Bytes the service has allocated and not freed (the profiler's own allocations are in profiler_heap_bytes).",
+            },
             gauges.heap_live_bytes as f64,
         );
         gauge(
             &mut out,
-            "heap_peak_bytes",
-            "Highest heap_live_bytes seen.",
+            Family {
+                name: "heap_peak_bytes",
+                help: "Highest heap_live_bytes seen.",
+            },
             gauges.heap_peak_bytes as f64,
         );
         gauge(
             &mut out,
-            "profiler_heap_bytes",
-            "Bytes the profiler itself holds: sample tables, symbol data and reports while a session runs or writes.",
+            Family {
+                name: "profiler_heap_bytes",
+                help: "Bytes the profiler itself holds: sample tables, symbol data and reports while a session runs or writes.",
+            },
             gauges.profiler_heap_bytes as f64,
         );
         out
@@ -613,14 +658,18 @@ impl Metrics {
 fn render_connections(out: &mut String, connections: &ConnectionStats) {
     gauge(
         out,
-        "http_connections_open",
-        "Client connections open now.",
+        Family {
+            name: "http_connections_open",
+            help: "Client connections open now.",
+        },
         connections.open as f64,
     );
     gauge(
         out,
-        "http_connections_max",
-        "The connection cap (MAX_CONNECTIONS or derived from the fd limit).",
+        Family {
+            name: "http_connections_max",
+            help: "The connection cap (MAX_CONNECTIONS or derived from the fd limit).",
+        },
         connections.max as f64,
     );
     let counters = [
@@ -641,14 +690,15 @@ fn render_connections(out: &mut String, connections: &ConnectionStats) {
         ),
     ];
     for (name, help, value) in counters {
-        header(out, name, "counter", help);
-        let _ = writeln!(out, "{name} {value}");
+        counter(out, Family { name, help }, value);
     }
     header(
         out,
-        "http_connections_closed_total",
+        Family {
+            name: "http_connections_closed_total",
+            help: "Connections the service ended: idle keep-alive, head or body or write timeout, malformed request, refused over the cap.",
+        },
         "counter",
-        "Connections the service ended: idle keep-alive, head or body or write timeout, malformed request, refused over the cap.",
     );
     for (reason, count) in connections.closed {
         let _ = writeln!(
@@ -658,18 +708,19 @@ fn render_connections(out: &mut String, connections: &ConnectionStats) {
     }
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+fn header(out: &mut String, family: Family, kind: &str) {
+    let Family { name, help } = family;
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
-fn counter(out: &mut String, name: &str, help: &str, value: u64) {
-    header(out, name, "counter", help);
-    let _ = writeln!(out, "{name} {value}");
+fn counter(out: &mut String, family: Family, value: u64) {
+    header(out, family, "counter");
+    let _ = writeln!(out, "{} {value}", family.name);
 }
 
-fn gauge(out: &mut String, name: &str, help: &str, value: f64) {
-    header(out, name, "gauge", help);
-    let _ = writeln!(out, "{name} {value}");
+fn gauge(out: &mut String, family: Family, value: f64) {
+    header(out, family, "gauge");
+    let _ = writeln!(out, "{} {value}", family.name);
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::config::SlaConfig;
+use crate::metrics::{Family, family};
 use crate::monitor::guard::Blocked;
 
 /// One route with a threshold.
@@ -70,17 +71,12 @@ impl Snapshot {
     /// own gauge); `dropped` is `sla_samples_dropped_total`.
     pub fn prometheus(&self, dropped: u64) -> String {
         let mut out = String::with_capacity(2048);
-        for (name, help, pick) in [
+        for (Family { name, help }, pick) in [
             (
-                "sla_p95_seconds",
-                "Nearest-rank p95 latency of the SLA window, by route.",
+                family::SLA_P95,
                 (|e: &EndpointSnapshot| e.p95_ms) as fn(&EndpointSnapshot) -> Option<f64>,
             ),
-            (
-                "sla_p99_seconds",
-                "Nearest-rank p99 latency of the SLA window, by route.",
-                |e: &EndpointSnapshot| e.p99_ms,
-            ),
+            (family::SLA_P99, |e: &EndpointSnapshot| e.p99_ms),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
             for endpoint in &self.endpoints {
@@ -94,10 +90,8 @@ impl Snapshot {
                 }
             }
         }
-        out.push_str(
-            "# HELP sla_violations_total SLA violation decisions, by whether a profile started.\n\
-             # TYPE sla_violations_total counter\n",
-        );
+        let Family { name, help } = family::SLA_VIOLATIONS;
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
         for endpoint in &self.endpoints {
             for (triggered, count) in ["false", "true"].iter().zip(endpoint.violations) {
                 let _ = writeln!(

@@ -19,208 +19,106 @@ use opentelemetry::KeyValue;
 use opentelemetry::metrics::{AsyncInstrument, Meter};
 
 use crate::app::App;
-use crate::metrics::{Histogram, KongOperation, KongResult, RouteLabel, ValidationResult};
+use crate::metrics::{
+    Family, Histogram, KongOperation, KongResult, PLAIN_COUNTERS, RouteLabel, ValidationResult,
+    family,
+};
 use crate::profiling::TriggerKind;
 
 type Emit<'a, T> = &'a mut dyn FnMut(T, &[KeyValue]);
-type ReadCounter = fn(&App) -> u64;
 
 /// Registers every instrument on `meter`; they report as long as the meter provider lives.
 pub fn register(meter: &Meter, app: &Arc<App>) {
     let app = Arc::downgrade(app);
-    counter(
-        meter,
-        &app,
-        "http_requests_total",
-        "HTTP requests by route, method and status.",
-        |app, emit| {
-            for (route, method, status, value) in app.metrics.request_counts() {
+    counter(meter, &app, family::HTTP_REQUESTS, |app, emit| {
+        for (route, method, status, value) in app.metrics.request_counts() {
+            emit(
+                value,
+                &[
+                    KeyValue::new("route", route.as_str()),
+                    KeyValue::new("method", method.as_str()),
+                    KeyValue::new("status", status),
+                ],
+            );
+        }
+    });
+    histogram(meter, &app, family::REQUEST_DURATION, |app| {
+        routes(app, |app, route| app.metrics.route_duration(route))
+    });
+    histogram(meter, &app, family::QUEUE_WAIT, |app| {
+        routes(app, |app, route| app.metrics.queue_wait(route))
+    });
+    counter(meter, &app, family::KONG_OPERATIONS, |app, emit| {
+        for operation in KongOperation::ALL {
+            for result in KongResult::ALL {
                 emit(
-                    value,
+                    app.metrics.kong_count(operation, result),
                     &[
-                        KeyValue::new("route", route.as_str()),
-                        KeyValue::new("method", method.as_str()),
-                        KeyValue::new("status", status),
+                        KeyValue::new("operation", operation.as_str()),
+                        KeyValue::new("result", result.as_str()),
                     ],
                 );
             }
-        },
-    );
-    histogram(
-        meter,
-        &app,
-        "http_request_duration_seconds",
-        "Service time: from a worker taking a request to its response being handed to the socket.",
-        |app| routes(app, |app, route| app.metrics.route_duration(route)),
-    );
-    histogram(
-        meter,
-        &app,
-        "http_request_queue_seconds",
-        "Queue wait: from the first byte of a request being read to a worker taking it.",
-        |app| routes(app, |app, route| app.metrics.queue_wait(route)),
-    );
-    counter(
-        meter,
-        &app,
-        "kong_operations_total",
-        "Kong Admin API calls by operation and result.",
-        |app, emit| {
-            for operation in KongOperation::ALL {
-                for result in KongResult::ALL {
-                    emit(
-                        app.metrics.kong_count(operation, result),
-                        &[
-                            KeyValue::new("operation", operation.as_str()),
-                            KeyValue::new("result", result.as_str()),
-                        ],
-                    );
-                }
-            }
-        },
-    );
-    histogram(
-        meter,
-        &app,
-        "kong_operation_duration_seconds",
-        "Kong Admin API call latency, retries included.",
-        |app| {
-            KongOperation::ALL
-                .iter()
-                .map(|op| {
-                    let label = KeyValue::new("operation", op.as_str());
-                    (label, app.metrics.kong_duration(*op))
-                })
-                .collect()
-        },
-    );
-    let plain: [(&'static str, &'static str, ReadCounter); 6] = [
-        (
-            "kong_cache_hits_total",
-            "Credential lookups answered from fresh cache.",
-            |app| relaxed(&app.metrics.cache_hits),
-        ),
-        (
-            "kong_cache_misses_total",
-            "Credential lookups that needed Kong.",
-            |app| relaxed(&app.metrics.cache_misses),
-        ),
-        (
-            "kong_cache_stale_served_total",
-            "Stale credentials served.",
-            |app| relaxed(&app.metrics.cache_stale_served),
-        ),
-        (
-            "kong_wait_rejected_total",
-            "Requests turned away from waiting on Kong (KONG_MAX_WAITING_WORKERS).",
-            |app| relaxed(&app.metrics.kong_wait_rejected),
-        ),
-        (
-            "jwt_tokens_issued_total",
-            "Tokens issued by /tokens.",
-            |app| relaxed(&app.metrics.tokens_issued),
-        ),
-        (
-            "http_handler_panics_total",
-            "Handler panics contained to a 500.",
-            |app| relaxed(&app.metrics.panics),
-        ),
-    ];
-    for (name, description, read) in plain {
-        counter(meter, &app, name, description, move |app, emit| {
-            emit(read(app), &[])
+        }
+    });
+    histogram(meter, &app, family::KONG_DURATION, |app| {
+        KongOperation::ALL
+            .iter()
+            .map(|op| {
+                let label = KeyValue::new("operation", op.as_str());
+                (label, app.metrics.kong_duration(*op))
+            })
+            .collect()
+    });
+    for (family, read) in PLAIN_COUNTERS {
+        counter(meter, &app, family, move |app, emit| {
+            emit(read(&app.metrics), &[])
         });
     }
-    counter(
-        meter,
-        &app,
-        "jwt_validations_total",
-        "Token validations by result.",
-        |app, emit| {
-            for result in ValidationResult::ALL {
-                let value = app.metrics.validation_count(result);
-                emit(value, &[KeyValue::new("result", result.as_str())]);
+    counter(meter, &app, family::VALIDATIONS, |app, emit| {
+        for result in ValidationResult::ALL {
+            let value = app.metrics.validation_count(result);
+            emit(value, &[KeyValue::new("result", result.as_str())]);
+        }
+    });
+    counter(meter, &app, family::PROFILING_SESSIONS, |app, emit| {
+        for trigger in TriggerKind::ALL {
+            let value = app.profiler.sessions_total(trigger);
+            emit(value, &[KeyValue::new("trigger", trigger.as_str())]);
+        }
+    });
+    counter(meter, &app, family::SLA_VIOLATIONS, |app, emit| {
+        for endpoint in app.sla.snapshot().endpoints {
+            for (triggered, count) in [
+                ("false", endpoint.violations[0]),
+                ("true", endpoint.violations[1]),
+            ] {
+                let labels = [
+                    KeyValue::new("endpoint", endpoint.route.clone()),
+                    KeyValue::new("triggered", triggered),
+                ];
+                emit(count, &labels);
             }
-        },
-    );
-    counter(
-        meter,
-        &app,
-        "profiling_sessions_total",
-        "Profiling sessions started, by trigger.",
-        |app, emit| {
-            for trigger in TriggerKind::ALL {
-                let value = app.profiler.sessions_total(trigger);
-                emit(value, &[KeyValue::new("trigger", trigger.as_str())]);
-            }
-        },
-    );
-    counter(
-        meter,
-        &app,
-        "sla_violations_total",
-        "SLA violation decisions, by whether a profile started.",
-        |app, emit| {
-            for endpoint in app.sla.snapshot().endpoints {
-                for (triggered, count) in [
-                    ("false", endpoint.violations[0]),
-                    ("true", endpoint.violations[1]),
-                ] {
-                    let labels = [
-                        KeyValue::new("endpoint", endpoint.route.clone()),
-                        KeyValue::new("triggered", triggered),
-                    ];
-                    emit(count, &labels);
-                }
-            }
-        },
-    );
-    gauge(
-        meter,
-        &app,
-        "kong_cache_entries",
-        "Credential cache entries.",
-        |app, emit| emit(app.store.cache_len() as f64, &[]),
-    );
-    gauge(
-        meter,
-        &app,
-        "circuit_breaker_state",
-        "Kong circuit breaker: 0 closed, 1 open, 2 half-open.",
-        |app, emit| emit(f64::from(app.store.breaker_state().gauge()), &[]),
-    );
-    gauge(
-        meter,
-        &app,
-        "sla_p95_seconds",
-        "Rolling-window p95 latency per SLA route.",
-        |app, emit| sla_percentile(app, emit, |e| e.p95_ms),
-    );
-    gauge(
-        meter,
-        &app,
-        "sla_p99_seconds",
-        "Rolling-window p99 latency per SLA route.",
-        |app, emit| sla_percentile(app, emit, |e| e.p99_ms),
-    );
-    gauge(
-        meter,
-        &app,
-        "profiling_active",
-        "1 while a profiling session runs.",
-        |app, emit| emit(if app.profiler.is_active() { 1.0 } else { 0.0 }, &[]),
-    );
-    gauge(
-        meter,
-        &app,
-        "process_resident_memory_bytes",
-        "Resident set size.",
-        |_, emit| emit(crate::process::resident_bytes() as f64, &[]),
-    );
-}
-
-fn relaxed(counter: &std::sync::atomic::AtomicU64) -> u64 {
-    counter.load(std::sync::atomic::Ordering::Relaxed)
+        }
+    });
+    gauge(meter, &app, family::CACHE_ENTRIES, |app, emit| {
+        emit(app.store.cache_len() as f64, &[])
+    });
+    gauge(meter, &app, family::BREAKER_STATE, |app, emit| {
+        emit(f64::from(app.store.breaker_state().gauge()), &[])
+    });
+    gauge(meter, &app, family::SLA_P95, |app, emit| {
+        sla_percentile(app, emit, |e| e.p95_ms)
+    });
+    gauge(meter, &app, family::SLA_P99, |app, emit| {
+        sla_percentile(app, emit, |e| e.p99_ms)
+    });
+    gauge(meter, &app, family::PROFILING_ACTIVE, |app, emit| {
+        emit(if app.profiler.is_active() { 1.0 } else { 0.0 }, &[])
+    });
+    gauge(meter, &app, family::RESIDENT_MEMORY, |_, emit| {
+        emit(crate::process::resident_bytes() as f64, &[])
+    });
 }
 
 fn routes(app: &App, histogram: fn(&App, RouteLabel) -> &Histogram) -> Vec<(KeyValue, &Histogram)> {
@@ -253,6 +151,16 @@ fn sla_percentile(
 fn counter(
     meter: &Meter,
     app: &Weak<App>,
+    family: Family,
+    read: impl Fn(&App, Emit<'_, u64>) + Send + Sync + 'static,
+) {
+    series_counter(meter, app, family.name, family.help, read);
+}
+
+/// A counter named apart from its family: a histogram's `_bucket` and `_count` series.
+fn series_counter(
+    meter: &Meter,
+    app: &Weak<App>,
     name: impl Into<Cow<'static, str>>,
     description: &'static str,
     read: impl Fn(&App, Emit<'_, u64>) + Send + Sync + 'static,
@@ -267,13 +175,12 @@ fn counter(
 fn gauge(
     meter: &Meter,
     app: &Weak<App>,
-    name: &'static str,
-    description: &'static str,
+    family: Family,
     read: impl Fn(&App, Emit<'_, f64>) + Send + Sync + 'static,
 ) {
     meter
-        .f64_observable_gauge(name)
-        .with_description(description)
+        .f64_observable_gauge(family.name)
+        .with_description(family.help)
         .with_callback(observe(app, read))
         .build();
 }
@@ -295,11 +202,14 @@ fn observe<T: 'static>(
 fn histogram(
     meter: &Meter,
     app: &Weak<App>,
-    name: &'static str,
-    description: &'static str,
+    family: Family,
     series: fn(&App) -> Vec<(KeyValue, &Histogram)>,
 ) {
-    counter(
+    let Family {
+        name,
+        help: description,
+    } = family;
+    series_counter(
         meter,
         app,
         format!("{name}_bucket"),
@@ -316,7 +226,7 @@ fn histogram(
             }
         },
     );
-    counter(
+    series_counter(
         meter,
         app,
         format!("{name}_count"),
