@@ -375,14 +375,8 @@ mod tests {
             .lines()
             .find(|l| l.starts_with(&format!("| {metric} | ")))
             .unwrap_or_else(|| panic!("no {metric} row in\n{md}"));
-        row.split('(')
-            .nth(1)
-            .unwrap()
-            .split(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
+        let cell = row.split('|').nth(2).unwrap_or_default();
+        crate::tools::units::parse_bytes(cell).unwrap_or_else(|| panic!("unreadable {row}")) as u64
     }
 
     /// Issue 11 item 10: the summary's heap rows are one consistent set of counters.

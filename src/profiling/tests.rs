@@ -245,15 +245,8 @@ fn heap_session_reports_the_planted_allocation() {
     assert!(md.contains("## Growth Over Time"), "{md}");
     assert!(md.contains("| 1s | "), "timeline tick missing\n{md}");
     let live_line = md.lines().find(|l| l.starts_with("| Live heap |")).unwrap();
-    let live: u64 = live_line
-        .split('(')
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let live =
+        crate::tools::units::parse_bytes(live_line.split('|').nth(2).unwrap()).unwrap() as u64;
     assert!(live >= before.live_bytes + (8 << 20), "{live_line}");
 
     let pb = std::fs::read(&finished.artifacts[1].path).unwrap();

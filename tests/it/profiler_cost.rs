@@ -59,10 +59,10 @@ fn summary_bytes(md: &str, metric: &str) -> u64 {
         .lines()
         .find(|l| l.starts_with(&format!("| {metric} | ")))
         .unwrap_or_else(|| panic!("no {metric} row in\n{md}"));
-    row.split('(')
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|n| n.parse().ok())
+    row.split('|')
+        .nth(2)
+        .and_then(auth_service::tools::units::parse_bytes)
+        .map(|bytes| bytes as u64)
         .unwrap_or_else(|| panic!("unreadable {row}"))
 }
 
