@@ -57,6 +57,8 @@ pub struct Request<'a> {
     pub headers: Vec<(&'a str, &'a str)>,
     /// The id echoed in `X-Request-Id`, chosen by the server before routing.
     pub request_id: &'a str,
+    /// The request carries a body, as the transport framed it (length over 0, or chunked).
+    pub has_body: bool,
 }
 
 impl<'a> Request<'a> {
@@ -77,7 +79,14 @@ impl<'a> Request<'a> {
             query,
             headers,
             request_id,
+            has_body: false,
         }
+    }
+
+    /// The same request, carrying a body (or not) as its framing says.
+    pub fn with_body(mut self, has_body: bool) -> Request<'a> {
+        self.has_body = has_body;
+        self
     }
 
     /// The first value of a header, trimmed of surrounding spaces.

@@ -89,11 +89,7 @@ pub const ACCEPTED_BODY_TYPES: [&str; 2] =
 /// AUTH_007 when the request carries a body whose `Content-Type` is missing or not one of
 /// [`ACCEPTED_BODY_TYPES`]; `None` for requests without a body.
 fn unsupported_body(request: &Request<'_>) -> Option<Problem> {
-    let has_body = request.header("transfer-encoding").is_some()
-        || request
-            .header("content-length")
-            .is_some_and(|length| length != "0" && !length.bytes().all(|b| b == b'0'));
-    if !has_body {
+    if !request.has_body {
         return None;
     }
     let provided = request.header("content-type");

@@ -55,7 +55,7 @@ pub fn serve(app: &App, cors_lines: &[u8], raw: tiny_http::Request, taken_at: In
             generated.as_str()
         }
     };
-    let request = Request::new(method, raw.url(), headers, request_id);
+    let request = Request::new(method, raw.url(), headers, request_id).with_body(raw.has_body());
     // The server span, current on this thread until dropped; in
     // console mode one branch and nothing else.
     let trace = app.telemetry.start_request(&request, received_at);

@@ -54,6 +54,9 @@ pub struct Request {
 
     body_length: Option<usize>,
 
+    /// Patched for auth-service: the head framed a body (a length over 0, or chunked).
+    has_body: bool,
+
     /// Patched for auth-service: when the first byte of this request was read.
     received_at: Instant,
 }
@@ -98,6 +101,11 @@ pub(crate) fn from_connection(
         Framing::Length(length) => Some(std::convert::TryFrom::try_from(length).unwrap_or(usize::MAX)),
         _ => None,
     };
+    let has_body = match head.framing {
+        Framing::Length(length) => length > 0,
+        Framing::Chunked => true,
+        Framing::None => false,
+    };
     Request {
         data_reader: Cursor::new(body),
         response_writer: Some(Writer::Connection(writer)),
@@ -107,6 +115,7 @@ pub(crate) fn from_connection(
         http_version: head.version,
         headers: head.headers,
         body_length,
+        has_body,
         received_at,
     }
 }
@@ -122,6 +131,7 @@ pub(crate) fn detached(
 ) -> Request {
     Request {
         body_length: Some(body.len()),
+        has_body: !body.is_empty(),
         data_reader: Cursor::new(body),
         response_writer: Some(Writer::Sink(io::sink())),
         remote_addr,
@@ -171,6 +181,13 @@ impl Request {
     #[inline]
     pub fn body_length(&self) -> Option<usize> {
         self.body_length
+    }
+
+    /// Patched for auth-service: whether the head framed a body (`Content-Length` over 0 or
+    /// `Transfer-Encoding: chunked`), as the connection layer parsed it, read or not.
+    #[inline]
+    pub fn has_body(&self) -> bool {
+        self.has_body
     }
 
     /// Patched for auth-service: when the connection thread read the first byte of this
