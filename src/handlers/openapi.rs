@@ -63,10 +63,13 @@ static DOCUMENT: LazyLock<Rendered> = LazyLock::new(|| {
 const CACHE_CONTROL: &str = "public, max-age=300";
 
 pub fn document(request: &Request<'_>) -> Response {
-    let rendered = &*DOCUMENT;
-    let wants_yaml = request
-        .header("accept")
-        .is_some_and(|accept| accept.to_ascii_lowercase().contains("yaml"));
+    let rendered: &'static Rendered = &DOCUMENT;
+    let wants_yaml = request.header("accept").is_some_and(|accept| {
+        accept
+            .as_bytes()
+            .windows(4)
+            .any(|word| word.eq_ignore_ascii_case(b"yaml"))
+    });
     let chosen = if wants_yaml {
         &rendered.yaml
     } else {
@@ -77,11 +80,11 @@ pub fn document(request: &Request<'_>) -> Response {
     } else {
         Response::new(200)
             .with_header("Content-Type", chosen.content_type)
-            .with_body(Body::Bytes(chosen.body.clone()))
+            .with_body(Body::Static(&chosen.body))
     };
     response
-        .with_header("ETag", chosen.etag.clone())
-        .with_header("Last-Modified", rendered.last_modified.clone())
+        .with_header("ETag", chosen.etag.as_str())
+        .with_header("Last-Modified", rendered.last_modified.as_str())
         .with_header("Cache-Control", CACHE_CONTROL)
         .with_header("Vary", "Accept")
 }
