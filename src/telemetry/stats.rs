@@ -159,7 +159,12 @@ impl SignalStats {
             &self.items_dropped
         };
         counter.fetch_add(count, Ordering::Relaxed);
-        self.last_drop_ms.store(unix_millis(), Ordering::Relaxed);
+        // Workers drop spans here when the queue is full, often all at once: the shared stamp
+        // is written at most once a second, so they do not all fight over its cache line.
+        let now = unix_millis();
+        if now.saturating_sub(self.last_drop_ms.load(Ordering::Relaxed)) >= 1000 {
+            self.last_drop_ms.store(now, Ordering::Relaxed);
+        }
     }
 
     /// Whether spans were dropped within `RECENT_DROP`.
