@@ -227,17 +227,23 @@ impl Session {
 
     /// The history entry of a session that ended in `err` without a result.
     fn failed(&self, err: &ProfilingError) -> FinishedSession {
-        let ended = SystemTime::now();
+        let mut finished = self.finished(SessionEnd::Stopped, SystemTime::now());
+        finished.errors.push(err.to_string());
+        finished
+    }
+
+    /// This session as ended at `ended`, with nothing written yet.
+    fn finished(&self, ending: SessionEnd, ended: SystemTime) -> FinishedSession {
         FinishedSession {
             info: self.info.clone(),
-            ending: SessionEnd::Stopped,
+            ending,
             ended_at: iso(ended),
             duration: ended.duration_since(self.info.started).unwrap_or_default(),
             artifacts: Vec::new(),
             cpu_samples: None,
             heap_samples: None,
             cpu_pprof_gz: None,
-            errors: vec![err.to_string()],
+            errors: Vec::new(),
         }
     }
 
@@ -251,21 +257,7 @@ impl Session {
             self.info.started,
             std::process::id(),
         );
-        let duration = collected
-            .ended
-            .duration_since(self.info.started)
-            .unwrap_or_default();
-        let mut finished = FinishedSession {
-            info: self.info.clone(),
-            ending: collected.ending,
-            ended_at: iso(collected.ended),
-            duration,
-            artifacts: Vec::new(),
-            cpu_samples: None,
-            heap_samples: None,
-            cpu_pprof_gz: None,
-            errors: Vec::new(),
-        };
+        let mut finished = self.finished(collected.ending, collected.ended);
         let mut first_error = None;
         let mut wanted = 0;
         let mut outputs: Vec<(ArtifactKind, Result<Vec<u8>, ProfilingError>)> = Vec::new();
