@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{self, CONSUMER_ID, CONSUMER_NAME, Proc, Reply, TempDir};
+use crate::support::{self, CONSUMER_ID, CONSUMER_NAME, Proc, Reply, TempDir, post};
 
 fn stack(envs: &[(&str, &str)]) -> (Proc, Proc) {
     let sim = support::kong_sim(&[]);
@@ -305,19 +305,6 @@ fn metrics_json_memory_keeps_the_old_keys_in_mib() {
     }
 }
 
-/// `serve` with debug routes and reports into `dir`.
-fn profiling_server(dir: &Path) -> Proc {
-    let dir = dir.to_string_lossy().into_owned();
-    Proc::start(
-        &["serve", "--kong-sim", "--port", "0", "--host", "127.0.0.1"],
-        &[("APP_ENV", "test"), ("PROFILING_OUTPUT_DIR", &dir)],
-    )
-}
-
-fn post(url: &str) -> Reply {
-    support::request("POST", url, &[], None)
-}
-
 fn statuses(url: &str) -> (Value, Vec<String>) {
     let status = support::get(&format!("{url}/debug/profiling/status"), &[]).json();
     let states = status["sessions"]
@@ -333,7 +320,7 @@ fn statuses(url: &str) -> (Value, Vec<String>) {
 fn profiling_sessions_use_the_old_state_names() {
     let dir = TempDir::new("contract-states");
     let reports = dir.join("reports");
-    let server = profiling_server(&reports);
+    let server = support::serve_profiling(&reports, &[]);
     let url = &server.url;
 
     let started = post(&format!("{url}/debug/profiling/start?seconds=60"));
@@ -386,7 +373,7 @@ fn profiling_sessions_use_the_old_state_names() {
 #[test]
 fn profiling_cleanup_stops_the_running_session_so_the_next_start_succeeds() {
     let dir = TempDir::new("contract-cleanup");
-    let server = profiling_server(&dir.path);
+    let server = support::serve_profiling(&dir.path, &[]);
     let url = &server.url;
     let started = post(&format!("{url}/debug/profiling/start?type=cpu&seconds=120"));
     assert_eq!(started.status, 200, "{}", started.body);

@@ -6,19 +6,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::support::{Proc, TempDir, get, request};
+use crate::support::{Proc, TempDir, get, post};
 
-fn post(url: &str) -> crate::support::Reply {
-    request("POST", url, &[], None)
-}
-
-/// `serve` with the embedded Kong simulator and the debug endpoints, reports into `dir`.
 fn serve(dir: &Path) -> Proc {
-    let dir = dir.to_string_lossy().into_owned();
-    Proc::start(
-        &["serve", "--kong-sim", "--port", "0", "--host", "127.0.0.1"],
-        &[("APP_ENV", "test"), ("PROFILING_OUTPUT_DIR", &dir)],
-    )
+    crate::support::serve_profiling(dir, &[])
 }
 
 /// Path prefixes of the profiler's own code and of what it uses to sample, symbolize and

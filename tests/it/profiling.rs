@@ -7,22 +7,9 @@ use std::time::Duration;
 
 use pprof::protos::{Message, Profile};
 
-use crate::support::{Proc, TempDir, get, request};
+use crate::support::{TempDir, get, request};
 
-fn post(url: &str) -> crate::support::Reply {
-    request("POST", url, &[], None)
-}
-
-/// Starts `serve` with the embedded Kong simulator, debug endpoints on, reports into `dir`.
-fn serve(dir: &Path, extra: &[&str]) -> Proc {
-    let mut args = vec!["serve", "--kong-sim", "--port", "0", "--host", "127.0.0.1"];
-    args.extend_from_slice(extra);
-    let dir = dir.to_string_lossy().into_owned();
-    Proc::start(
-        &args,
-        &[("APP_ENV", "test"), ("PROFILING_OUTPUT_DIR", &dir)],
-    )
-}
+use crate::support::{post, serve_profiling as serve};
 
 /// GET returning raw bytes (the shared helper reads bodies as text).
 fn get_bytes(url: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {

@@ -324,6 +324,22 @@ pub fn raw_exchange(url: &str, request: &str) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
+pub fn post(url: &str) -> Reply {
+    request("POST", url, &[], None)
+}
+
+/// `serve` with the embedded Kong simulator and the debug routes on (`APP_ENV=test`), writing
+/// manual profiling reports into `dir`; `extra` flags come last.
+pub fn serve_profiling(dir: &Path, extra: &[&str]) -> Proc {
+    let mut args = vec!["serve", "--kong-sim", "--port", "0", "--host", "127.0.0.1"];
+    args.extend_from_slice(extra);
+    let dir = dir.to_string_lossy().into_owned();
+    Proc::start(
+        &args,
+        &[("APP_ENV", "test"), ("PROFILING_OUTPUT_DIR", &dir)],
+    )
+}
+
 pub fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
     request("GET", url, headers, None)
 }
