@@ -110,6 +110,21 @@ mod tests {
             let n = stream.read(&mut answer).unwrap();
             assert!(answer[..n].starts_with(b"HTTP/1.1 200 OK\r\n"));
         }
-        assert_eq!(sink.requests(), 2);
+        // An export batch is far over the connection layer's default body limit; it is read
+        // and the connection stays open.
+        let batch = vec![b'x'; 256 * 1024];
+        write!(
+            stream,
+            "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            batch.len()
+        )
+        .unwrap();
+        stream.write_all(&batch).unwrap();
+        let mut answer = [0u8; 256];
+        let n = stream.read(&mut answer).unwrap();
+        let head = String::from_utf8_lossy(&answer[..n]).to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+        assert!(!head.contains("connection: close"), "{head}");
+        assert_eq!(sink.requests(), 3);
     }
 }
